@@ -1,0 +1,6 @@
+"""pytest plugin (entry point ``pytest11``): fixtures for the services and fakes zenml-collab tests use.
+
+Each area keeps its fixtures in its own module; this file only gathers them.
+"""
+
+from __future__ import annotations
