@@ -1,0 +1,59 @@
+"""Artifact store in a local (or network-mounted) folder."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from zenml_collab.core.artifacts.base import ArtifactRef
+from zenml_collab.errors import ArtifactMissingError
+
+
+class LocalArtifactStore:
+    """``<root>/<hash[:2]>/<hash>/`` directories, made visible by an atomic rename."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.uri = str(root)
+        self._tmp = root / ".tmp"
+
+    def _final(self, content_hash: str) -> Path:
+        return self.root / content_hash[:2] / content_hash
+
+    def staging_dir(self) -> Path:
+        # Staging inside the store keeps the final rename on one filesystem, hence atomic.
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="stage-", dir=self._tmp))
+
+    def commit(self, staged: Path, ref: ArtifactRef) -> None:
+        final = self._final(ref.hash)
+        if final.is_dir():
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staged, final)
+        except OSError as exc:
+            # Another writer got there first with the same content: that copy is as good.
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not final.is_dir():
+                raise
+
+    def exists(self, ref: ArtifactRef) -> bool:
+        final = self._final(ref.hash)
+        return all(os.path.exists(final / name) for name in ref.files)
+
+    def local_dir(self, ref: ArtifactRef) -> Path:
+        if not self.exists(ref):
+            raise ArtifactMissingError(
+                f"artifact {ref.hash} is missing from {self.root}",
+                "re-run the pipeline: the step that produced it will execute again",
+            )
+        return self._final(ref.hash)
+
+    def location(self, ref: ArtifactRef) -> str:
+        return str(self._final(ref.hash))
+
+    def delete(self, ref: ArtifactRef) -> None:
+        shutil.rmtree(self._final(ref.hash), ignore_errors=True)

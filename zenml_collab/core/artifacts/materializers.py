@@ -1,0 +1,206 @@
+"""Materializers: turn a step's output value into files and back.
+
+Each materializer has a ``name`` and a ``version`` (both part of the cache key: a change of the
+on-disk format invalidates the cache). Types are recognised by module and class name so that
+checking a value never imports numpy, pandas or scikit-learn.
+
+Arbitrary objects are never pickled unless the step opts in with ``@step(allow_pickle=True)``:
+unpickling runs code, and a shared store is shared with every member of the team.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from zenml_collab.errors import MaterializerError
+
+
+class Materializer(Protocol):
+    name: str
+    version: int
+
+    def can_handle(self, value: Any) -> bool: ...
+    def save(self, value: Any, directory: Path) -> list[str]: ...
+    def load(self, directory: Path) -> Any: ...
+
+
+def _module_of(value: Any) -> str:
+    return type(value).__module__.split(".", 1)[0]
+
+
+def _is_jsonable(value: Any, depth: int = 0) -> bool:
+    if depth > 50:
+        return False
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_jsonable(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_jsonable(v, depth + 1) for k, v in value.items())
+    return False
+
+
+@dataclass(frozen=True)
+class JsonMaterializer:
+    name: str = "json"
+    version: int = 1
+
+    def can_handle(self, value: Any) -> bool:
+        return _is_jsonable(value)
+
+    def save(self, value: Any, directory: Path) -> list[str]:
+        (directory / "value.json").write_text(json.dumps(value, sort_keys=True), encoding="utf-8")
+        return ["value.json"]
+
+    def load(self, directory: Path) -> Any:
+        return json.loads((directory / "value.json").read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class BytesMaterializer:
+    name: str = "bytes"
+    version: int = 1
+
+    def can_handle(self, value: Any) -> bool:
+        return isinstance(value, (bytes, bytearray, memoryview))
+
+    def save(self, value: Any, directory: Path) -> list[str]:
+        (directory / "data.bin").write_bytes(bytes(value))
+        return ["data.bin"]
+
+    def load(self, directory: Path) -> Any:
+        return (directory / "data.bin").read_bytes()
+
+
+@dataclass(frozen=True)
+class NumpyMaterializer:
+    name: str = "numpy"
+    version: int = 1
+
+    def can_handle(self, value: Any) -> bool:
+        return _module_of(value) == "numpy" and type(value).__name__ == "ndarray"
+
+    def save(self, value: Any, directory: Path) -> list[str]:
+        import numpy as np
+
+        if value.dtype == object:
+            raise MaterializerError(
+                "a numpy array of dtype=object cannot be stored without pickle",
+                "convert it to a numeric or string dtype, or opt in with @step(allow_pickle=True)",
+            )
+        np.save(directory / "array.npy", value, allow_pickle=False)
+        return ["array.npy"]
+
+    def load(self, directory: Path) -> Any:
+        import numpy as np
+
+        return np.load(directory / "array.npy", allow_pickle=False)
+
+
+@dataclass(frozen=True)
+class PandasMaterializer:
+    name: str = "pandas"
+    version: int = 1
+
+    def can_handle(self, value: Any) -> bool:
+        return _module_of(value) == "pandas" and type(value).__name__ in {"DataFrame", "Series"}
+
+    def save(self, value: Any, directory: Path) -> list[str]:
+        frame = value.to_frame() if type(value).__name__ == "Series" else value
+        frame.to_parquet(directory / "data.parquet", engine="pyarrow", index=True)
+        if type(value).__name__ == "Series":
+            (directory / "series").write_text("1", encoding="utf-8")
+            return ["data.parquet", "series"]
+        return ["data.parquet"]
+
+    def load(self, directory: Path) -> Any:
+        import pandas as pd
+
+        frame = pd.read_parquet(directory / "data.parquet", engine="pyarrow")
+        if (directory / "series").exists():
+            return frame.iloc[:, 0]
+        return frame
+
+
+@dataclass(frozen=True)
+class SklearnMaterializer:
+    """scikit-learn estimators via joblib (a pickle format, restricted to sklearn types)."""
+
+    name: str = "sklearn"
+    version: int = 1
+
+    def can_handle(self, value: Any) -> bool:
+        return _module_of(value) == "sklearn" and hasattr(value, "get_params")
+
+    def save(self, value: Any, directory: Path) -> list[str]:
+        import joblib
+
+        joblib.dump(value, directory / "model.joblib")
+        return ["model.joblib"]
+
+    def load(self, directory: Path) -> Any:
+        import joblib
+
+        return joblib.load(directory / "model.joblib")
+
+
+@dataclass(frozen=True)
+class PickleMaterializer:
+    name: str = "pickle"
+    version: int = 1
+
+    def can_handle(self, value: Any) -> bool:
+        return True
+
+    def save(self, value: Any, directory: Path) -> list[str]:
+        import pickle
+
+        with open(directory / "value.pkl", "wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        return ["value.pkl"]
+
+    def load(self, directory: Path) -> Any:
+        import pickle
+
+        with open(directory / "value.pkl", "rb") as fh:
+            return pickle.load(fh)  # noqa: S301 - only for steps that opted in
+
+
+_SAFE: tuple[Materializer, ...] = (
+    JsonMaterializer(),
+    BytesMaterializer(),
+    NumpyMaterializer(),
+    PandasMaterializer(),
+    SklearnMaterializer(),
+)
+_PICKLE = PickleMaterializer()
+_BY_NAME: dict[str, Materializer] = {m.name: m for m in (*_SAFE, _PICKLE)}
+
+# Part of every cache key: bump when any materializer's format changes.
+MATERIALIZERS_VERSION = "1:" + ",".join(f"{m.name}{m.version}" for m in (*_SAFE, _PICKLE))
+
+
+def materializer_for(value: Any, *, allow_pickle: bool = False) -> Materializer:
+    for materializer in _SAFE:
+        if materializer.can_handle(value):
+            return materializer
+    if allow_pickle:
+        return _PICKLE
+    raise MaterializerError(
+        f"no materializer can store a value of type {type(value).__module__}.{type(value).__qualname__}",
+        "return JSON-able values, bytes, a numpy array, a pandas DataFrame or a scikit-learn "
+        "estimator, or opt in to pickle with @step(allow_pickle=True)",
+    )
+
+
+def materializer_named(name: str) -> Materializer:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise MaterializerError(
+            f"unknown materializer {name!r} recorded for an artifact",
+            "upgrade zenml-collab to the version that wrote it",
+        ) from None

@@ -1,0 +1,101 @@
+"""Create SQLAlchemy engines for each kind of metadata store, with the settings each needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from zenml_collab.config import MetadataConfig
+from zenml_collab.errors import ConfigError
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def mysql_url(cfg: MetadataConfig) -> Any:
+    import sqlalchemy as sa
+
+    missing = [k for k in ("host", "username", "database") if not getattr(cfg, k)]
+    if missing:
+        raise ConfigError(
+            f"the mysql metadata store needs {', '.join(missing)}",
+            "set it with `collab config metadata set mysql --host H --port P --username U --database D`",
+        )
+    return sa.URL.create(
+        "mysql+pymysql",
+        username=cfg.username,
+        password=cfg.password.get_secret_value() if cfg.password else None,
+        host=cfg.host,
+        port=cfg.port or 3306,
+        database=cfg.database,
+        query={"charset": "utf8mb4"},
+    )
+
+
+def create_engine_for(cfg: MetadataConfig, root: Path) -> Any:
+    """An engine for ``cfg``; relative SQLite paths are relative to the repo ``root``."""
+    import sqlalchemy as sa
+
+    if cfg.kind == "sqlite":
+        path = Path(cfg.path or ".collab/metadata.db")
+        path = path if path.is_absolute() else root / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(sqlite_url(path), connect_args={"timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if cfg.kind == "mysql":
+        return sa.create_engine(
+            mysql_url(cfg),
+            pool_pre_ping=True,  # a proxy restart or an idle timeout must not fail a step
+            pool_recycle=1800,
+            isolation_level="READ COMMITTED",  # fewer gap locks between concurrent members
+            connect_args={"connect_timeout": 10},
+        )
+    if cfg.kind == "cloudsql":
+        return _cloudsql_engine(cfg)
+    raise ConfigError(f"unknown metadata store kind {cfg.kind!r}", "use sqlite, mysql or cloudsql")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers and one writer work at once (two members on one machine / share);
+    # synchronous=NORMAL is durable across application crashes, which is what we need.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _cloudsql_engine(cfg: MetadataConfig) -> Any:
+    """The in-process Cloud SQL Python Connector (no proxy, no docker)."""
+    import os
+
+    import sqlalchemy as sa
+
+    if not cfg.instance or not cfg.database or not cfg.username:
+        raise ConfigError(
+            "the cloudsql metadata store needs instance, database and username",
+            "run `collab join --connector python`, or `collab config metadata set cloudsql "
+            "--instance project:region:instance --database D --iam-user`",
+        )
+    from google.cloud.sql.connector import Connector
+
+    kwargs: dict[str, Any] = {}
+    endpoint = os.environ.get("COLLAB_SQLADMIN_ENDPOINT")
+    if endpoint:
+        kwargs["sqladmin_api_endpoint"] = endpoint
+    connector = Connector(**kwargs)
+    iam = cfg.auth == "iam"
+    password = cfg.password.get_secret_value() if cfg.password else None
+
+    def creator() -> Any:
+        return connector.connect(
+            cfg.instance, "pymysql", user=cfg.username, db=cfg.database,
+            enable_iam_auth=iam, **({} if iam else {"password": password}),
+        )
+
+    engine = sa.create_engine("mysql+pymysql://", creator=creator, pool_pre_ping=True,
+                              pool_recycle=1800, isolation_level="READ COMMITTED")
+    engine.info_connector = connector  # type: ignore[attr-defined]
+    return engine

@@ -1,0 +1,251 @@
+"""Pipelines: a named DAG of configured steps, ordered with :mod:`graphlib`.
+
+>>> p = Pipeline("demo")
+>>> p.add(load, params={"n": 10})                  # doctest: +SKIP
+'load'
+>>> p.add(double, inputs={"xs": "load"})           # doctest: +SKIP
+'double'
+>>> run = p.run()                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import graphlib
+import importlib
+import inspect
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from zenml_collab.core.hashing import canonical_json
+from zenml_collab.core.pipeline_config import STEP_NAME, PipelineConfig, StepConfig
+from zenml_collab.core.step import BaseStep, Step, StepImpl, check_params, resolve_impl
+from zenml_collab.errors import ImmutablePipelineError, PipelineError
+
+if TYPE_CHECKING:
+    from zenml_collab.core.repository import Repository
+    from zenml_collab.core.run import Run
+
+
+@dataclass(frozen=True)
+class InputRef:
+    arg: str
+    step: str
+    output: str
+
+
+@dataclass(frozen=True)
+class StepNode:
+    """One configured step of a pipeline: an immutable value."""
+
+    name: str
+    impl: StepImpl
+    params_json: str
+    inputs: tuple[InputRef, ...]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        # A fresh copy every time: nothing mutable is shared between pipelines.
+        return dict(json.loads(self.params_json))
+
+    def to_config(self) -> StepConfig:
+        return StepConfig(
+            name=self.name,
+            step=self.impl.import_path,
+            params=self.params,
+            inputs={i.arg: f"{i.step}.{i.output}" for i in self.inputs},
+            code_hash=self.impl.code_hash,
+        )
+
+
+def import_step(path: str) -> Step | type[BaseStep]:
+    module_name, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise PipelineError(
+            f"cannot import step {path!r}: {exc}",
+            "run from the repository root with the step's package importable, and check "
+            "the 'step:' entry of the pipeline config",
+        ) from None
+    if isinstance(obj, Step) or (isinstance(obj, type) and issubclass(obj, BaseStep)):
+        return obj
+    raise PipelineError(f"{path!r} is not a step",
+                        "decorate it with @step or subclass zenml_collab.BaseStep")
+
+
+class Pipeline:
+    """A named, ordered set of steps. Frozen once it has run: change a copy instead."""
+
+    KIND = "pipeline"
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise PipelineError("a pipeline needs a non-empty name", "e.g. Pipeline('Pipeline A')")
+        self.name = name
+        self._nodes: dict[str, StepNode] = {}
+        self._frozen_reason: str | None = None
+        self._created: dict[str, Any] | None = None
+
+    # -- building -------------------------------------------------------------------------
+    def _check_mutable(self, action: str) -> None:
+        if self._frozen_reason:
+            raise ImmutablePipelineError(
+                f"cannot {action}: pipeline {self.name!r} is immutable ({self._frozen_reason})",
+                f"make an editable copy: new = pipeline.copy(new_name='{self.name} v2')",
+            )
+
+    def add(self, step_obj: Step | BaseStep | type[BaseStep], *, name: str | None = None,
+            inputs: Mapping[str, str] | None = None,
+            params: Mapping[str, Any] | None = None) -> str:
+        """Add a step; ``inputs`` maps argument names to ``"step"`` or ``"step.output"``."""
+        self._check_mutable("add a step")
+        node = self._make_node(step_obj, name=name, inputs=inputs, params=params)
+        if node.name in self._nodes:
+            raise PipelineError(f"pipeline {self.name!r} already has a step named {node.name!r}",
+                                "pass name='...' to add() to give the step another name")
+        self._nodes[node.name] = node
+        return node.name
+
+    def _make_node(self, step_obj: Any, *, name: str | None, inputs: Mapping[str, str] | None,
+                   params: Mapping[str, Any] | None) -> StepNode:
+        impl, own_params = resolve_impl(step_obj)
+        all_params = {**own_params, **(params or {})}
+        step_name = name or impl.import_path.rsplit(":", 1)[1].rsplit(".", 1)[-1]
+        if not STEP_NAME.match(step_name):
+            raise PipelineError(f"invalid step name {step_name!r}",
+                                "use letters, digits, '_' and '-' only")
+        check_params(step_name, all_params)
+        refs = tuple(self._input_ref(step_name, arg, src) for arg, src in (inputs or {}).items())
+        _check_signature(step_obj, step_name, {r.arg for r in refs}, set(all_params))
+        return StepNode(step_name, impl, canonical_json(all_params), refs)
+
+    def _input_ref(self, step_name: str, arg: str, source: str) -> InputRef:
+        src_step, _, output = source.partition(".")
+        node = self._nodes.get(src_step)
+        if node is None:
+            raise PipelineError(
+                f"step {step_name!r}: input {arg!r} refers to unknown step {src_step!r}",
+                f"add {src_step!r} before {step_name!r}; known steps: {', '.join(self._nodes) or 'none'}",
+            )
+        if not output:
+            if len(node.impl.output_names) != 1:
+                raise PipelineError(
+                    f"step {step_name!r}: input {arg!r}: step {src_step!r} has several outputs",
+                    f"name one: {', '.join(f'{src_step}.{o}' for o in node.impl.output_names)}",
+                )
+            output = node.impl.output_names[0]
+        if output not in node.impl.output_names:
+            raise PipelineError(
+                f"step {step_name!r}: step {src_step!r} has no output {output!r}",
+                f"its outputs are: {', '.join(node.impl.output_names)}",
+            )
+        return InputRef(arg, src_step, output)
+
+    # -- reading --------------------------------------------------------------------------
+    @property
+    def steps(self) -> tuple[StepNode, ...]:
+        """Steps in a topological order (inputs before the steps that use them)."""
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        for node in self._nodes.values():
+            sorter.add(node.name, *(i.step for i in node.inputs))
+        try:
+            order = list(sorter.static_order())
+        except graphlib.CycleError as exc:
+            raise PipelineError(f"pipeline {self.name!r} has a cycle: {' -> '.join(exc.args[1])}",
+                                "a step cannot depend on itself or its descendants") from None
+        return tuple(self._nodes[n] for n in order)
+
+    def step(self, name: str) -> StepNode:
+        try:
+            return self._nodes[name]
+        except KeyError:
+            raise PipelineError(f"pipeline {self.name!r} has no step {name!r}",
+                                f"its steps are: {', '.join(self._nodes)}") from None
+
+    @property
+    def is_frozen(self) -> bool:
+        return self._frozen_reason is not None
+
+    def to_config(self) -> PipelineConfig:
+        return PipelineConfig(name=self.name, kind=self.KIND,  # type: ignore[arg-type]
+                              steps=[n.to_config() for n in self.steps], created=self._created)
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> Pipeline:
+        from zenml_collab.core.training.pipeline import TrainingPipeline
+
+        klass: type[Pipeline] = TrainingPipeline if config.kind == "training" else Pipeline
+        pipeline = klass(config.name)
+        known = {s.name for s in config.steps}
+        for sc in config.steps:
+            missing = [src for src in sc.inputs.values() if src.partition(".")[0] not in known]
+            if missing:
+                raise PipelineError(f"pipeline {config.name!r}: step {sc.name!r} refers to "
+                                    f"unknown step(s) {missing}", "fix the 'inputs:' entry")
+        # Add in dependency order, whatever order the file lists them in.
+        pending = {s.name: s for s in config.steps}
+        while pending:
+            ready = [s for s in pending.values()
+                     if all(src.partition(".")[0] in pipeline._nodes for src in s.inputs.values())]
+            if not ready:
+                raise PipelineError(f"pipeline {config.name!r} has a cycle among "
+                                    f"{sorted(pending)}", "fix the 'inputs:' entries")
+            for sc in ready:
+                pipeline._nodes[sc.name] = pipeline._make_node(
+                    import_step(sc.step), name=sc.name, inputs=sc.inputs, params=sc.params)
+                del pending[sc.name]
+        pipeline._created = config.created.model_dump() if config.created else None
+        return pipeline
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def copy(self, new_name: str) -> Pipeline:
+        """An editable copy under a new name; this pipeline stays as it is."""
+        if new_name == self.name:
+            raise PipelineError("the copy needs a different name",
+                                f"e.g. copy(new_name='{self.name} v2')")
+        clone = type(self)(new_name)
+        clone._nodes = dict(self._nodes)  # StepNodes are immutable values
+        return clone
+
+    def freeze(self, reason: str) -> None:
+        self._frozen_reason = reason
+
+    def run(self, repository: Repository | None = None) -> Run:
+        """Run in-process on the repository's stores; returns the :class:`Run`."""
+        from zenml_collab.core.repository import Repository
+
+        repo = repository or Repository()
+        return repo.run_pipeline(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}: {', '.join(self._nodes)}>"
+
+
+def _check_signature(step_obj: Any, step_name: str, inputs: set[str], params: set[str]) -> None:
+    func = step_obj.func if isinstance(step_obj, Step) else None
+    if func is None:
+        klass = step_obj if isinstance(step_obj, type) else type(step_obj)
+        func = klass.run
+        params = set()  # class parameters go to the constructor
+    sig = inspect.signature(func)
+    names = [n for n in sig.parameters if n != "self"]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    overlap = inputs & params
+    if overlap:
+        raise PipelineError(f"step {step_name!r}: {sorted(overlap)} given as both input and parameter",
+                            "give each argument once")
+    unknown = (inputs | params) - set(names)
+    if unknown and not takes_any:
+        raise PipelineError(f"step {step_name!r} has no argument(s) {sorted(unknown)}",
+                            f"its arguments are: {', '.join(names) or 'none'}")
+    required = {n for n in names if sig.parameters[n].default is inspect.Parameter.empty
+                and sig.parameters[n].kind not in (inspect.Parameter.VAR_KEYWORD,
+                                                   inspect.Parameter.VAR_POSITIONAL)}
+    missing = required - inputs - params
+    if missing:
+        raise PipelineError(f"step {step_name!r} is missing argument(s) {sorted(missing)}",
+                            "connect them with inputs={'arg': 'step'} or set them with params={...}")

@@ -1,0 +1,220 @@
+"""A member's view of the team's work: the repo, its pipeline configs and the shared stores.
+
+>>> repo = Repository()                                   # doctest: +SKIP
+>>> pipeline_a = repo.get_pipeline_by_name("Pipeline A")  # doctest: +SKIP
+>>> pipeline_b = pipeline_a.copy(new_name="Pipeline B")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import warnings
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zenml_collab.config import LOCAL_DIR, TEAM_FILE, Settings, load_settings
+from zenml_collab.core.pipeline_config import (
+    PIPELINES_DIR,
+    CreatedInfo,
+    PipelineConfig,
+    config_path,
+    dump_pipeline_config,
+    load_pipeline_config,
+)
+from zenml_collab.errors import PipelineNotFoundError, RepositoryNotFoundError
+
+if TYPE_CHECKING:
+    from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore
+    from zenml_collab.core.metadata.store import MetadataStore, RunRecord
+    from zenml_collab.core.pipeline import Pipeline
+    from zenml_collab.core.run import Run, StepResult
+
+log = logging.getLogger("zenml_collab")
+
+
+class DirtyTreeWarning(UserWarning):
+    """The run used code with uncommitted changes: its git SHA does not pin it."""
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest directory upward holding ``collab.yaml`` or ``.collab/`` (like git)."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / TEAM_FILE).is_file() or (candidate / LOCAL_DIR).is_dir():
+            return candidate
+    raise RepositoryNotFoundError(
+        f"{here} is not inside a zenml-collab repository (no {TEAM_FILE} or {LOCAL_DIR}/ "
+        "here or above)",
+        "run `collab init` at the root of your project's git repository",
+    )
+
+
+class Repository:
+    """Entry point to pipelines, runs and stores of the repo containing ``path`` (default CWD)."""
+
+    def __init__(self, path: str | Path | None = None, *, settings: Settings | None = None) -> None:
+        self.root = settings.root if settings else find_root(Path(path) if path else None)
+        self._settings = settings
+        self._metadata: MetadataStore | None = None
+        self._artifacts: ArtifactStore | None = None
+
+    # -- stores -----------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.root)
+        return self._settings
+
+    @property
+    def metadata(self) -> MetadataStore:
+        if self._metadata is None:
+            from zenml_collab.core.stores import open_metadata_store
+
+            store = open_metadata_store(self.settings.metadata, self.root)
+            store.check_schema()
+            self._metadata = store
+        return self._metadata
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        if self._artifacts is None:
+            from zenml_collab.core.stores import open_artifact_store
+
+            self._artifacts = open_artifact_store(self.settings.artifacts.uri, self.root)
+        return self._artifacts
+
+    @property
+    def pipelines_dir(self) -> Path:
+        return self.root / PIPELINES_DIR
+
+    # -- running ----------------------------------------------------------------------------
+    def run_pipeline(self, pipeline: Pipeline,
+                     on_step: Callable[[StepResult], None] | None = None) -> Run:
+        """Register (once), record the config file, run, and freeze ``pipeline``."""
+        from zenml_collab.core.environment import capture_environment
+        from zenml_collab.core.git import git_info
+        from zenml_collab.core.runner import RunContext, run_pipeline
+
+        self._importable()
+        git = git_info(self.root)
+        if git.dirty:
+            warnings.warn(
+                f"running {pipeline.name!r} with uncommitted changes: git SHA {git.sha[:10] if git.sha else '?'} "
+                "does not pin this code (step code hashes are still recorded); commit first to "
+                "make the run reproducible by your team", DirtyTreeWarning, stacklevel=3)
+        config = pipeline.to_config()
+        if config.created is None:
+            config = config.model_copy(update={"created": CreatedInfo(
+                by=git.user, at=datetime.now(UTC).isoformat(timespec="seconds"),
+                git_sha=git.sha, git_dirty=git.dirty)})
+        pipeline_id, _ = self.metadata.register_pipeline(
+            name=pipeline.name, kind=config.kind, identity=config.identity(),
+            config_json=config.model_dump_json(), created_by=git.user, git_sha=git.sha)
+        self._write_config(config)
+        context = RunContext(git=git, hostname=socket.gethostname(),
+                             environment=capture_environment())
+        path = config_path(self.root, pipeline.name).relative_to(self.root)
+        run = run_pipeline(pipeline, pipeline_id=pipeline_id, metadata=self.metadata,
+                           artifacts=self.artifacts, context=context, on_step=on_step,
+                           resume_hint=f"collab run {path}")
+        pipeline.freeze("it has run; pipelines are immutable once run")
+        return run
+
+    def _write_config(self, config: PipelineConfig) -> None:
+        path = config_path(self.root, config.name)
+        if path.exists():
+            existing = load_pipeline_config(path)
+            if existing.identity() == config.identity():
+                return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(dump_pipeline_config(config), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _importable(self) -> None:
+        # Steps are found by import path relative to the repo root, as when running a script there.
+        root = str(self.root)
+        if root not in sys.path:
+            sys.path.insert(0, root)
+
+    # -- reading ----------------------------------------------------------------------------
+    def load_pipeline_config(self, name_or_path: str | Path) -> PipelineConfig:
+        path = Path(name_or_path)
+        if path.suffix in (".yaml", ".yml"):
+            return load_pipeline_config(path if path.is_absolute() else Path.cwd() / path)
+        file = config_path(self.root, str(name_or_path))
+        if file.exists():
+            return load_pipeline_config(file)
+        record = self.metadata.get_pipeline(str(name_or_path))
+        if record is None:
+            known = ", ".join(repr(p.name) for p, _, _ in self.metadata.list_pipelines()) or "none"
+            raise PipelineNotFoundError(f"no pipeline named {name_or_path!r}",
+                                        f"known pipelines: {known} (`collab pipelines list`)")
+        return PipelineConfig.model_validate_json(record.config_json)
+
+    def get_pipeline_by_name(self, name: str) -> Pipeline:
+        """The pipeline ``name``, immutable, with its latest successful run attached."""
+        from zenml_collab.core.pipeline import Pipeline
+
+        self._importable()
+        pipeline = Pipeline.from_config(self.load_pipeline_config(name))
+        pipeline.freeze("it is a recorded pipeline")
+        pipeline._repository = self  # type: ignore[attr-defined]
+        return pipeline
+
+    def get_pipelines(self) -> list[Pipeline]:
+        names = {p.name for p, _, _ in self.metadata.list_pipelines()}
+        if self.pipelines_dir.is_dir():
+            names |= {load_pipeline_config(f).name for f in sorted(self.pipelines_dir.glob("*.yaml"))}
+        return [self.get_pipeline_by_name(n) for n in sorted(names)]
+
+    def get_pipeline_runs(self, name: str) -> list[Run]:
+        return [self._run_from_record(r) for r in self.metadata.list_runs(name)]
+
+    def latest_run(self, name: str) -> Run:
+        record = self.metadata.latest_run(name)
+        if record is None:
+            raise PipelineNotFoundError(f"pipeline {name!r} has no successful run yet",
+                                        "run it first: pipeline.run()")
+        return self._run_from_record(record)
+
+    def get_run(self, run_id: str) -> Run:
+        record = self.metadata.get_run(run_id)
+        if record is None:
+            raise PipelineNotFoundError(f"no single run matches {run_id!r}",
+                                        "use more characters of the id from `collab runs list`")
+        return self._run_from_record(record)
+
+    def _run_from_record(self, record: RunRecord) -> Run:
+        from zenml_collab.core.artifacts.base import ArtifactRef, load_artifact
+        from zenml_collab.core.run import Run, StepResult
+
+        steps = tuple(
+            StepResult(s.step_name, s.status, s.reason, s.cache_key, s.code_hash,
+                       {k: ArtifactRef.from_json(v) for k, v in (s.outputs or {}).items()},
+                       s.duration_ms)
+            for s in self.metadata.step_runs(record.id))
+
+        def reader(ref: ArtifactRef) -> Any:
+            return load_artifact(self.artifacts, ref)
+
+        return Run(id=record.id, pipeline_name=record.pipeline_name, status=record.status,
+                   steps=steps, started_at=record.started_at, git_sha=record.git_sha,
+                   git_dirty=record.git_dirty, user=record.user, _reader=reader)
+
+    def load_artifact(self, ref: ArtifactRef) -> Any:
+        from zenml_collab.core.artifacts.base import load_artifact
+
+        return load_artifact(self.artifacts, ref)
+
+    def describe(self) -> dict[str, Any]:
+        from zenml_collab.core.stores import describe_metadata
+
+        return {"root": str(self.root),
+                "metadata": describe_metadata(self.settings.metadata, self.root),
+                "artifacts": self.settings.artifacts.uri}

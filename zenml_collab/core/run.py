@@ -1,0 +1,70 @@
+"""Results of a pipeline run, as immutable values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from zenml_collab.core.artifacts.base import ArtifactRef
+from zenml_collab.errors import PipelineError
+
+EXECUTED = "executed"
+CACHED = "cached"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    status: str  # executed | cached | failed
+    reason: str
+    cache_key: str
+    code_hash: str
+    outputs: Mapping[str, ArtifactRef]
+    duration_ms: float
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    pipeline_name: str
+    status: str  # running | completed | failed
+    steps: tuple[StepResult, ...]
+    started_at: datetime | None = None
+    git_sha: str | None = None
+    git_dirty: bool | None = None
+    user: str | None = None
+    _reader: Callable[[ArtifactRef], Any] | None = field(default=None, repr=False, compare=False)
+
+    def __getitem__(self, step_name: str) -> StepResult:
+        for result in self.steps:
+            if result.name == step_name:
+                return result
+        raise PipelineError(f"run {self.id[:8]} has no step {step_name!r}",
+                            f"its steps are: {', '.join(s.name for s in self.steps)}")
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        return {s.name: s.status for s in self.steps}
+
+    def load(self, step_name: str, output: str | None = None) -> Any:
+        """Load a step's output value from the artifact store."""
+        result = self[step_name]
+        name = output or next(iter(result.outputs), "")
+        if name not in result.outputs:
+            raise PipelineError(f"step {step_name!r} has no output {name!r}",
+                                f"its outputs are: {', '.join(result.outputs) or 'none'}")
+        if self._reader is None:
+            raise PipelineError("this run is not attached to a repository",
+                                "get it with Repository().get_pipeline_runs(name)")
+        return self._reader(result.outputs[name])
+
+    def summary(self) -> str:
+        counts = {EXECUTED: 0, CACHED: 0, FAILED: 0}
+        for s in self.steps:
+            counts[s.status] = counts.get(s.status, 0) + 1
+        return (f"run {self.id[:8]} of {self.pipeline_name!r}: {self.status}; "
+                f"{counts[EXECUTED]} executed, {counts[CACHED]} cached"
+                + (f", {counts[FAILED]} failed" if counts[FAILED] else ""))

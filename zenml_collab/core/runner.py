@@ -1,0 +1,141 @@
+"""Run a pipeline in-process: look up each step in the cache, execute the misses, record all.
+
+Per step the metadata store sees a constant number of statements, however many runs it holds:
+a cached step is one primary-key lookup plus one insert. Inputs are loaded from the artifact
+store only when a step actually executes, and outputs are never kept in memory after they are
+stored, so peak memory stays near the largest single artifact.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from zenml_collab.core import cache
+from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore, load_artifact, save_artifact
+from zenml_collab.core.environment import Environment
+from zenml_collab.core.git import GitInfo
+from zenml_collab.core.metadata.store import MetadataStore, StepRunRecord, utcnow
+from zenml_collab.core.pipeline import Pipeline, StepNode
+from zenml_collab.core.run import CACHED, EXECUTED, FAILED, Run, StepResult
+from zenml_collab.errors import CollabError, PipelineError, StepFailedError
+
+log = logging.getLogger("zenml_collab.runner")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    git: GitInfo
+    hostname: str
+    environment: Environment | None
+
+
+def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStore,
+                 artifacts: ArtifactStore, context: RunContext,
+                 on_step: Callable[[StepResult], None] | None = None,
+                 resume_hint: str = "") -> Run:
+    """Execute ``pipeline`` (already registered as ``pipeline_id``) and return its run."""
+    nodes = pipeline.steps
+    run_id = uuid.uuid4().hex
+    env = context.environment
+    if env is not None:
+        metadata.ensure_environment(env.hash, env.python, env.platform, env.packages_json)
+    metadata.start_run(run_id=run_id, pipeline_id=pipeline_id, pipeline_name=pipeline.name,
+                       git_sha=context.git.sha, git_dirty=context.git.dirty,
+                       user=context.git.user, hostname=context.hostname,
+                       environment_hash=env.hash if env else None)
+    outputs: dict[str, dict[str, ArtifactRef]] = {}
+    results: list[StepResult] = []
+    try:
+        for position, node in enumerate(nodes):
+            result = _run_step(node, position, run_id, pipeline.name, outputs, metadata,
+                               artifacts, resume_hint)
+            outputs[node.name] = dict(result.outputs)
+            results.append(result)
+            if on_step is not None:
+                on_step(result)
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, CollabError) else f"{type(exc).__name__}: {exc}"
+        metadata.finish_run(run_id, FAILED, message[:2000])
+        raise
+    metadata.finish_run(run_id, "completed")
+    return Run(id=run_id, pipeline_name=pipeline.name, status="completed", steps=tuple(results),
+               started_at=None, git_sha=context.git.sha, git_dirty=context.git.dirty,
+               user=context.git.user, _reader=lambda ref: load_artifact(artifacts, ref))
+
+
+def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
+              upstream: dict[str, dict[str, ArtifactRef]], metadata: MetadataStore,
+              artifacts: ArtifactStore, resume_hint: str) -> StepResult:
+    impl = node.impl
+    params = node.params
+    input_refs = {i.arg: upstream[i.step][i.output] for i in node.inputs}
+    input_hashes = {arg: ref.hash for arg, ref in input_refs.items()}
+    key = cache.cache_key(step_path=impl.import_path, code_hash=impl.code_hash, params=params,
+                          input_hashes=input_hashes, output_names=impl.output_names)
+    started_at = utcnow()
+    t0 = time.perf_counter()
+
+    def record(status: str, reason: str, outs: dict[str, ArtifactRef] | None, **kw: Any) -> StepResult:
+        duration = (time.perf_counter() - t0) * 1000
+        metadata.record_step(StepRunRecord(
+            run_id=run_id, pipeline_name=pipeline_name, step_name=node.name,
+            step_path=impl.import_path, position=position, cache_key=key,
+            code_hash=impl.code_hash, params=params, inputs=input_hashes,
+            outputs={k: v.to_json() for k, v in outs.items()} if outs else None,
+            status=status, reason=reason, started_at=started_at, duration_ms=duration), **kw)
+        return StepResult(node.name, status, reason, key, impl.code_hash, outs or {}, duration)
+
+    hit = metadata.cached_outputs(key)
+    if hit is not None:
+        refs = {name: ArtifactRef.from_json(data) for name, data in hit.items()}
+        if all(artifacts.exists(ref) for ref in refs.values()):
+            return record(CACHED, cache.CACHE_HIT, refs)
+        reason = cache.ARTIFACT_MISSING
+    else:
+        previous = metadata.previous_step_run(pipeline_name, node.name, impl.import_path)
+        reason = cache.explain_miss(previous, step_path=impl.import_path,
+                                    code_hash=impl.code_hash, params=params,
+                                    input_hashes=input_hashes)
+    log.info("step %s: executing (%s)", node.name, reason)
+    try:
+        values = {arg: load_artifact(artifacts, ref) for arg, ref in input_refs.items()}
+        returned = impl.call(params, values)
+        del values
+        named = _split_outputs(node, returned)
+        del returned
+        refs = {}
+        for name in impl.output_names:
+            refs[name] = save_artifact(artifacts, named.pop(name), allow_pickle=impl.allow_pickle)
+    except CollabError:
+        record(FAILED, "failed", None)
+        raise
+    except Exception as exc:
+        record(FAILED, f"failed: {type(exc).__name__}: {exc}", None)
+        raise StepFailedError(
+            f"step {node.name!r} of pipeline {pipeline_name!r} failed: {type(exc).__name__}: {exc}",
+            "fix the step and run the pipeline again; the steps that succeeded will be cached"
+            + (f": {resume_hint}" if resume_hint else ""),
+        ) from exc
+    new = [ref.to_json() for ref in refs.values()]
+    return record(EXECUTED, reason, refs, new_artifacts=new, cache=True,
+                  replace_cache=reason == cache.ARTIFACT_MISSING)
+
+
+def _split_outputs(node: StepNode, returned: Any) -> dict[str, Any]:
+    names = node.impl.output_names
+    if len(names) == 1:
+        return {names[0]: returned}
+    if isinstance(returned, dict) and set(returned) == set(names):
+        return dict(returned)
+    if isinstance(returned, tuple) and len(returned) == len(names):
+        return dict(zip(names, returned, strict=True))
+    raise PipelineError(
+        f"step {node.name!r} declares outputs {list(names)} but returned "
+        f"{type(returned).__name__}",
+        "return a tuple in that order or a dict with exactly those keys",
+    )

@@ -1,0 +1,172 @@
+"""Steps: the unit of work and of caching.
+
+A step is either a function decorated with :func:`step` or a subclass of :class:`BaseStep`
+whose constructor keywords are its parameters. Either way the step is identified by its import
+path and fingerprinted by a *code hash*: the SHA-256 of its normalised source (the AST, so a
+comment or a blank line does not invalidate the cache, but any real change does).
+
+>>> @step
+... def double(xs: list[int], factor: int = 2) -> list[int]:
+...     return [x * factor for x in xs]
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import inspect
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from zenml_collab.core.hashing import canonical_json
+from zenml_collab.errors import PipelineError
+
+DEFAULT_OUTPUT = "output"
+
+
+def _normalised_source_hash(obj: Any) -> str:
+    try:
+        source = textwrap.dedent(inspect.getsource(obj))
+        tree = ast.parse(source)
+        # Decorators are not the step's logic; docstrings are, arguably, not either, but
+        # keeping them makes the rule simple to explain: everything but formatting counts.
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                node.decorator_list = []
+        text = ast.dump(tree, include_attributes=False)
+    except (OSError, TypeError, SyntaxError):
+        # No source (interactive session, frozen app): fall back to the compiled code.
+        code = getattr(obj, "__code__", None)
+        text = repr((code.co_code, code.co_consts, code.co_names)) if code else repr(obj)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def import_path_of(obj: Any) -> str:
+    return f"{obj.__module__}:{obj.__qualname__}"
+
+
+@dataclass(frozen=True)
+class StepImpl:
+    """Everything the runner needs to know about a step's code."""
+
+    import_path: str
+    code_hash: str
+    output_names: tuple[str, ...]
+    input_names: tuple[str, ...]
+    allow_pickle: bool
+    call: Callable[[dict[str, Any], dict[str, Any]], Any]
+
+
+class Step:
+    """A function step; created by :func:`step`. Calling it calls the plain function."""
+
+    def __init__(self, func: Callable[..., Any], *, outputs: tuple[str, ...] | None = None,
+                 allow_pickle: bool = False) -> None:
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.allow_pickle = allow_pickle
+        self.output_names = tuple(outputs) if outputs else (DEFAULT_OUTPUT,)
+        self.signature = inspect.signature(func)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<step {import_path_of(self.func)}>"
+
+    @functools.cached_property
+    def impl(self) -> StepImpl:
+        def call(params: dict[str, Any], inputs: dict[str, Any]) -> Any:
+            return self.func(**params, **inputs)
+
+        return StepImpl(
+            import_path=import_path_of(self.func),
+            code_hash=_normalised_source_hash(self.func),
+            output_names=self.output_names,
+            input_names=tuple(self.signature.parameters),
+            allow_pickle=self.allow_pickle,
+            call=call,
+        )
+
+
+def step(func: Callable[..., Any] | None = None, *, outputs: tuple[str, ...] | None = None,
+         allow_pickle: bool = False) -> Any:
+    """Make a function a step. ``outputs`` names several outputs (return a tuple or dict)."""
+    if func is None:
+        return lambda f: Step(f, outputs=outputs, allow_pickle=allow_pickle)
+    return Step(func, outputs=outputs, allow_pickle=allow_pickle)
+
+
+class BaseStep:
+    """A configurable step class: constructor keywords are the step's parameters.
+
+    Subclasses define ``run(self, **inputs)`` and may rename outputs with ``OUTPUTS``.
+    """
+
+    OUTPUTS: ClassVar[tuple[str, ...]] = (DEFAULT_OUTPUT,)
+    INPUTS: ClassVar[tuple[str, ...]] = ()
+    ALLOW_PICKLE: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        check_params(type(self).__name__, params)
+        self.params: dict[str, Any] = dict(params)
+
+    def run(self, **inputs: Any) -> Any:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    @classmethod
+    def impl(cls) -> StepImpl:
+        return _class_impl(cls)
+
+
+@functools.lru_cache(maxsize=None)
+def _class_impl(cls: type[BaseStep]) -> StepImpl:
+    own = [k for k in cls.__mro__ if k not in (BaseStep, object)]
+    code_hash = hashlib.sha256(
+        "".join(_normalised_source_hash(k) for k in own).encode()
+    ).hexdigest()
+
+    def call(params: dict[str, Any], inputs: dict[str, Any]) -> Any:
+        return cls(**params).run(**inputs)
+
+    return StepImpl(
+        import_path=import_path_of(cls),
+        code_hash=code_hash,
+        output_names=cls.OUTPUTS,
+        input_names=cls.INPUTS,
+        allow_pickle=cls.ALLOW_PICKLE,
+        call=call,
+    )
+
+
+def check_params(owner: str, params: dict[str, Any]) -> None:
+    """Parameters are part of the cache key and of the committed YAML: JSON values only."""
+    try:
+        canonical_json(params)
+    except (TypeError, ValueError) as exc:
+        raise PipelineError(
+            f"parameters of {owner} must be JSON values (str, int, float, bool, None, lists, "
+            f"dicts): {exc}",
+            "pass data between steps as inputs, not parameters",
+        ) from None
+
+
+def resolve_impl(obj: Step | BaseStep | type[BaseStep]) -> tuple[StepImpl, dict[str, Any]]:
+    """The implementation of a step object and the parameters it carries."""
+    if isinstance(obj, Step):
+        return obj.impl, {}
+    if isinstance(obj, BaseStep):
+        return type(obj).impl(), dict(obj.params)
+    if isinstance(obj, type) and issubclass(obj, BaseStep):
+        return obj.impl(), {}
+    raise PipelineError(
+        f"{obj!r} is not a step",
+        "decorate the function with @step or subclass zenml_collab.BaseStep",
+    )

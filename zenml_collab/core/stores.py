@@ -1,0 +1,40 @@
+"""Open the stores a set of settings points at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zenml_collab.config import LOCAL_DIR, MetadataConfig
+from zenml_collab.core.artifacts.base import ArtifactStore
+from zenml_collab.core.metadata.store import MetadataStore
+from zenml_collab.errors import ConfigError
+
+
+def open_artifact_store(uri: str, root: Path) -> ArtifactStore:
+    """``gs://bucket/prefix`` or a folder (relative to the repo root)."""
+    if uri.startswith("gs://"):
+        from zenml_collab.core.artifacts.gcs import GcsArtifactStore
+
+        return GcsArtifactStore.from_uri(uri, cache_dir=root / LOCAL_DIR / "cache")
+    if "://" in uri:
+        raise ConfigError(f"unsupported artifact store {uri!r}",
+                          "use gs://bucket/prefix or a local folder path")
+    from zenml_collab.core.artifacts.local import LocalArtifactStore
+
+    path = Path(uri).expanduser()
+    return LocalArtifactStore(path if path.is_absolute() else root / path)
+
+
+def describe_metadata(cfg: MetadataConfig, root: Path) -> str:
+    if cfg.kind == "sqlite":
+        path = Path(cfg.path or f"{LOCAL_DIR}/metadata.db")
+        return f"sqlite:{path if path.is_absolute() else root / path}"
+    if cfg.kind == "mysql":
+        return f"mysql://{cfg.username}@{cfg.host}:{cfg.port or 3306}/{cfg.database}"
+    return f"cloudsql://{cfg.instance}/{cfg.database} (user {cfg.username})"
+
+
+def open_metadata_store(cfg: MetadataConfig, root: Path) -> MetadataStore:
+    from zenml_collab.core.metadata.engine import create_engine_for
+
+    return MetadataStore(create_engine_for(cfg, root), description=describe_metadata(cfg, root))
