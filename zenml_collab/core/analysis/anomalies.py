@@ -234,7 +234,8 @@ def _check_values(feature: FeatureSchema, series: pd.Series, tolerance: float) -
                     feature.name,
                     "out_of_domain",
                     "error",
-                    f"{len(unseen)} values outside the training domain, e.g. {examples}",
+                    f"{len(unseen)} of {rows} values are outside the training domain, "
+                    f"e.g. {examples}",
                     {
                         "count": len(unseen),
                         "fraction": len(unseen) / rows,
@@ -255,7 +256,7 @@ def _check_values(feature: FeatureSchema, series: pd.Series, tolerance: float) -
                     feature.name,
                     "out_of_range",
                     "error",
-                    f"{outside} values outside the allowed range "
+                    f"{outside} of {rows} values are outside the allowed range "
                     f"[{allowed[0]:.4g}, {allowed[1]:.4g}] (training range "
                     f"[{low:.4g}, {high:.4g}] widened by {tolerance:.0%}); seen "
                     f"[{values.min():.4g}, {values.max():.4g}]",
