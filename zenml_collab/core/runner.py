@@ -25,6 +25,7 @@ from zenml_collab.core.run import CACHED, EXECUTED, FAILED, Run, StepResult
 from zenml_collab.errors import CollabError, PipelineError, StepFailedError
 
 log = logging.getLogger("zenml_collab.runner")
+SOURCE_INPUT = "<source>"  # pseudo-input: the content a step reads from outside
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
     params = node.params
     input_refs = {i.arg: upstream[i.step][i.output] for i in node.inputs}
     input_hashes = {arg: ref.hash for arg, ref in input_refs.items()}
+    if impl.fingerprint is not None:
+        input_hashes[SOURCE_INPUT] = impl.fingerprint(params)
     key = cache.cache_key(step_path=impl.import_path, code_hash=impl.code_hash, params=params,
                           input_hashes=input_hashes, output_names=impl.output_names)
     started_at = utcnow()

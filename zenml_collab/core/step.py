@@ -58,6 +58,9 @@ class StepImpl:
     input_names: tuple[str, ...]
     allow_pickle: bool
     call: Callable[[dict[str, Any], dict[str, Any]], Any]
+    # Content of what the step reads from outside the pipeline (a data file), so that a
+    # changed source invalidates the cache although the parameters did not change.
+    fingerprint: Callable[[dict[str, Any]], str] | None = None
 
 
 class Step:
@@ -117,6 +120,10 @@ class BaseStep:
     def run(self, **inputs: Any) -> Any:
         raise NotImplementedError
 
+    def fingerprint(self) -> str | None:
+        """Override to hash external data the step reads (part of the cache key)."""
+        return None
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
@@ -136,6 +143,11 @@ def _class_impl(cls: type[BaseStep]) -> StepImpl:
     def call(params: dict[str, Any], inputs: dict[str, Any]) -> Any:
         return cls(**params).run(**inputs)
 
+    has_fingerprint = cls.fingerprint is not BaseStep.fingerprint
+
+    def fingerprint(params: dict[str, Any]) -> str:
+        return str(cls(**params).fingerprint())
+
     return StepImpl(
         import_path=import_path_of(cls),
         code_hash=code_hash,
@@ -143,6 +155,7 @@ def _class_impl(cls: type[BaseStep]) -> StepImpl:
         input_names=cls.INPUTS,
         allow_pickle=cls.ALLOW_PICKLE,
         call=call,
+        fingerprint=fingerprint if has_fingerprint else None,
     )
 
 

@@ -1,0 +1,127 @@
+"""Commands on the current repository: init, run, pipelines, runs, db."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from zenml_collab.cli.render import console, steps_table, styled, table
+
+
+@click.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=".", show_default=True, help="Directory inside the git repository.")
+def init(directory: Path) -> None:
+    """Create .collab/ (ignored by git) and the default embedded stores."""
+    from zenml_collab.actions.init import init_repo
+
+    result = init_repo(directory)
+    verb = "initialised" if result.created else "already initialised"
+    console.print(f"{verb}: {result.root}")
+    if result.gitignore_updated:
+        console.print("added .collab/ to .gitignore")
+    console.print(f"metadata store: {result.metadata} (schema {result.schema_revision})")
+    console.print(f"artifact store: {result.artifacts}")
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+def run(config: Path) -> None:
+    """Re-run the pipeline described by CONFIG (a pipelines/*.yaml file)."""
+    from zenml_collab.core.pipeline import Pipeline
+    from zenml_collab.core.repository import Repository
+
+    repo = Repository(config.parent if config.parent.exists() else None)
+    pipeline = Pipeline.from_config(repo.load_pipeline_config(config.resolve()))
+    result = repo.run_pipeline(pipeline, on_step=lambda s: console.print(
+        f"  {s.name}: {styled(s.status)} ({s.reason})"))
+    console.print(result.summary())
+
+
+@click.group()
+def pipelines() -> None:
+    """The team's pipelines."""
+
+
+@pipelines.command("list")
+def pipelines_list() -> None:
+    """List pipelines with their number of runs."""
+    from zenml_collab.core.repository import Repository
+
+    repo = Repository()
+    rows = [[p.name, p.kind, n, last.isoformat(sep=" ", timespec="seconds") if last else "",
+             p.created_by or ""] for p, n, last in repo.metadata.list_pipelines()]
+    console.print(table("pipelines", ["name", "kind", "runs", "last run", "created by"], rows)
+                  if rows else "no pipelines yet: run one, or `collab quickstart` for a tour")
+
+
+@click.group()
+def runs() -> None:
+    """Runs of pipelines."""
+
+
+@runs.command("list")
+@click.argument("pipeline", required=False)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+def runs_list(pipeline: str | None, limit: int) -> None:
+    """List recent runs, of PIPELINE or of all pipelines."""
+    from zenml_collab.core.repository import Repository
+
+    repo = Repository()
+    records = repo.metadata.list_runs(pipeline, limit=limit)
+    rows = [[r.id[:12], r.pipeline_name, styled(r.status),
+             r.started_at.isoformat(sep=" ", timespec="seconds"), (r.git_sha or "")[:10]
+             + ("*" if r.git_dirty else ""), r.user or ""] for r in records]
+    if not rows:
+        console.print("no runs yet" + (f" of {pipeline!r}" if pipeline else ""))
+        return
+    console.print(table("runs", ["id", "pipeline", "status", "started (UTC)", "git", "user"], rows))
+
+
+@runs.command("show")
+@click.argument("run_id")
+def runs_show(run_id: str) -> None:
+    """Show RUN's steps: executed or cached, why, and how long each took."""
+    from zenml_collab.core.repository import Repository
+
+    repo = Repository()
+    result = repo.get_run(run_id)
+    console.print(steps_table(result))
+    console.print(f"status: {styled(result.status)}   git: {result.git_sha or '-'}"
+                  f"{' (dirty)' if result.git_dirty else ''}   user: {result.user or '-'}")
+
+
+@click.group()
+def db() -> None:
+    """The metadata store's schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the metadata store to this version's schema."""
+    from zenml_collab.core.repository import Repository
+    from zenml_collab.core.stores import open_metadata_store
+
+    repo = Repository()
+    store = open_metadata_store(repo.settings.metadata, repo.root)
+    before, after = store.upgrade()
+    if before == after:
+        console.print(f"{store.description}: already at schema {after}")
+    else:
+        console.print(f"{store.description}: upgraded schema {before or '(empty)'} -> {after}")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Show the metadata store's schema revision."""
+    from zenml_collab.core.metadata.store import HEAD_REVISION
+    from zenml_collab.core.repository import Repository
+    from zenml_collab.core.stores import open_metadata_store
+
+    repo = Repository()
+    store = open_metadata_store(repo.settings.metadata, repo.root)
+    current = store.revision()
+    state = "current" if current == HEAD_REVISION else "run `collab db upgrade`"
+    console.print(f"{store.description}: schema {current or '(empty)'}, "
+                  f"this version needs {HEAD_REVISION} ({state})")

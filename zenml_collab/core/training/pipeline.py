@@ -1,0 +1,191 @@
+"""TrainingPipeline: datasource -> split -> preprocesser -> trainer -> evaluator, as in ZenML.
+
+>>> p = TrainingPipeline(name="Pipeline A")                              # doctest: +SKIP
+>>> p.add_datasource(CSVDatasource(name="diabetes", path="data/diabetes.csv"))  # doctest: +SKIP
+>>> p.add_split(RandomSplit(split_map={"train": 0.7, "eval": 0.3}))     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zenml_collab.core.pipeline import Pipeline
+from zenml_collab.core.step import BaseStep
+from zenml_collab.core.training import steps as s
+from zenml_collab.errors import PipelineError
+
+if TYPE_CHECKING:
+    from zenml_collab.core.analysis.anomalies import Anomalies
+    from zenml_collab.core.analysis.evaluation import Evaluation
+    from zenml_collab.core.analysis.schema import Schema
+    from zenml_collab.core.analysis.statistics import Statistics
+    from zenml_collab.core.repository import Repository
+    from zenml_collab.core.run import Run
+
+# step name -> the inputs it takes from earlier steps
+WIRING: dict[str, dict[str, str]] = {
+    "datasource": {},
+    "split": {"data": "datasource"},
+    "preprocesser": {"data": "split"},
+    "trainer": {"features": "preprocesser.features", "labels": "preprocesser.labels"},
+    "evaluator": {"model": "trainer", "features": "preprocesser.features",
+                  "labels": "preprocesser.labels", "data": "split"},
+}
+ORDER = tuple(WIRING)
+
+
+class TrainingPipeline(Pipeline):
+    """The ZenML-style training pipeline; each ``add_*`` sets (or, on a copy, replaces) a step."""
+
+    KIND = "training"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._repository: Repository | None = None
+        self._run_cache: Run | None = None
+
+    def _set(self, step_name: str, step_obj: BaseStep) -> None:
+        self._check_mutable(f"add_{step_name}")
+        if not isinstance(step_obj, BaseStep):
+            raise PipelineError(f"add_{step_name} expects a configured step such as "
+                                f"{_EXAMPLES[step_name]}, got {step_obj!r}",
+                                "see README: TrainingPipeline")
+        wanted = WIRING[step_name]
+        missing = [src.partition(".")[0] for src in wanted.values()
+                   if src.partition(".")[0] not in self._nodes]
+        if missing:
+            raise PipelineError(f"add_{step_name} needs {', '.join(sorted(set(missing)))} first",
+                                f"add steps in order: {' -> '.join(ORDER)}")
+        node = self._make_node(step_obj, name=step_name, inputs=wanted, params=None)
+        # Replacing keeps the step's place; later steps refer to it by name.
+        self._nodes[step_name] = node
+
+    def add_datasource(self, datasource: BaseStep) -> None:
+        self._set("datasource", datasource)
+
+    def add_split(self, split: BaseStep) -> None:
+        self._set("split", split)
+
+    def add_preprocesser(self, preprocesser: BaseStep) -> None:
+        self._set("preprocesser", preprocesser)
+
+    def add_trainer(self, trainer: BaseStep) -> None:
+        self._set("trainer", trainer)
+
+    def add_evaluator(self, evaluator: BaseStep) -> None:
+        self._set("evaluator", evaluator)
+
+    # -- results of the latest successful run ----------------------------------------------
+    def _repo(self) -> Repository:
+        if self._repository is None:
+            from zenml_collab.core.repository import Repository
+
+            self._repository = Repository()
+        return self._repository
+
+    def copy(self, new_name: str) -> TrainingPipeline:
+        clone = super().copy(new_name)
+        assert isinstance(clone, TrainingPipeline)
+        clone._repository = self._repository
+        return clone
+
+    def run(self, repository: Repository | None = None) -> Run:
+        if repository is not None:
+            self._repository = repository
+        self._run_cache = self._repo().run_pipeline(self)
+        return self._run_cache
+
+    def latest_run(self) -> Run:
+        if self._run_cache is None:
+            self._run_cache = self._repo().latest_run(self.name)
+        return self._run_cache
+
+    def _splits(self) -> dict[str, Any]:
+        data = self.latest_run().load("split")
+        return {str(k): g.drop(columns=[s.SPLIT_COLUMN])
+                for k, g in data.groupby(s.SPLIT_COLUMN, sort=False)}
+
+    def _train_split(self) -> str:
+        return str(self._nodes["preprocesser"].params.get("train_split", "train")) \
+            if "preprocesser" in self._nodes else "train"
+
+    def _eval_split(self) -> str:
+        return str(self._nodes["evaluator"].params.get("split", "eval")) \
+            if "evaluator" in self._nodes else "eval"
+
+    def _show(self, value: Any, kind: str, html: bool | str | Path, show: bool) -> Any:
+        if show:
+            from rich.console import Console
+
+            from zenml_collab.core.analysis.render import render
+
+            Console().print(render(value))
+        if html:
+            from zenml_collab.core.analysis.report import write_html_report
+
+            path = Path(html) if isinstance(html, (str, Path)) else (
+                self._repo().root / ".collab" / "reports" / f"{_slug(self.name)}-{kind}.html")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_html_report(value, path, title=f"{self.name}: {kind}")
+            if not os.environ.get("COLLAB_NO_BROWSER"):
+                import webbrowser
+
+                webbrowser.open(path.resolve().as_uri())
+            print(f"report written to {path}")
+        return value
+
+    def view_schema(self, html: bool | str | Path = False, *, show: bool = True) -> Schema:
+        """Types, nullability and domains inferred from the train split."""
+        from zenml_collab.core.analysis.schema import infer_schema
+
+        splits = self._splits()
+        return self._show(infer_schema(splits[self._train_split()]), "schema", html, show)
+
+    def view_statistics(self, html: bool | str | Path = False, *, show: bool = True) -> Statistics:
+        """Per split and feature: counts, missing, moments, quantiles, top values, histograms."""
+        from zenml_collab.core.analysis.schema import infer_schema
+        from zenml_collab.core.analysis.statistics import compute_statistics
+
+        splits = self._splits()
+        schema = infer_schema(splits[self._train_split()])
+        return self._show(compute_statistics(splits, schema=schema), "statistics", html, show)
+
+    def view_anomalies(self, html: bool | str | Path = False, *, show: bool = True) -> Anomalies:
+        """The eval split checked against the train split's schema and statistics."""
+        from zenml_collab.core.analysis.anomalies import detect_anomalies
+        from zenml_collab.core.analysis.schema import infer_schema
+        from zenml_collab.core.analysis.statistics import compute_statistics
+
+        splits = self._splits()
+        train, evaluated = self._train_split(), self._eval_split()
+        schema = infer_schema(splits[train])
+        stats = compute_statistics(splits, schema=schema)
+        value = detect_anomalies(schema, stats, splits[evaluated], split=evaluated, baseline=train)
+        return self._show(value, "anomalies", html, show)
+
+    def evaluate(self, html: bool | str | Path = False, *, show: bool = True) -> Evaluation:
+        """The evaluator's metrics, overall and per slice."""
+        from zenml_collab.core.analysis.evaluation import Evaluation
+
+        if "evaluator" not in self._nodes:
+            raise PipelineError(f"pipeline {self.name!r} has no evaluator",
+                                "add one with add_evaluator(Evaluator(metrics=[...]))")
+        value = Evaluation.from_dict(self.latest_run().load("evaluator"))
+        return self._show(value, "evaluation", html, show)
+
+
+def _slug(name: str) -> str:
+    from zenml_collab.core.pipeline_config import slugify
+
+    return slugify(name)
+
+
+_EXAMPLES = {
+    "datasource": "CSVDatasource(name=..., path=...)",
+    "split": "RandomSplit(split_map={'train': 0.7, 'eval': 0.3})",
+    "preprocesser": "StandardPreprocesser(features=[...], labels=[...])",
+    "trainer": "SklearnTrainer(model='LogisticRegression')",
+    "evaluator": "Evaluator(metrics=['accuracy'], slices=['clinic'])",
+}

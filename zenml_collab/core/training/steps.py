@@ -1,0 +1,217 @@
+"""The standard steps of a :class:`TrainingPipeline`, configured like ZenML's.
+
+Data flows as pandas DataFrames; the split is a column (``SPLIT_COLUMN``) so a single,
+content-addressed Parquet snapshot holds every split.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from zenml_collab.core.step import BaseStep
+from zenml_collab.errors import CollabError, ConfigError
+
+SPLIT_COLUMN = "__split__"
+
+
+def _read_source(path: str) -> bytes:
+    if path.startswith("gs://"):
+        from zenml_collab.core.artifacts.gcs import read_object
+
+        return read_object(path)
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"datasource file {path!r} does not exist",
+                          "paths are relative to the repository root; check the path") from None
+
+
+class CSVDatasource(BaseStep):
+    """Reads a CSV file (local path or ``gs://``) into an immutable Parquet snapshot.
+
+    The snapshot's cache key includes the file's content, so an unchanged file is read once
+    for the whole team and a changed file makes a new snapshot and re-runs everything after it.
+    """
+
+    def __init__(self, name: str, path: str, **read_csv: Any) -> None:
+        super().__init__(name=name, path=path, **read_csv)
+
+    def fingerprint(self) -> str:
+        from zenml_collab.core.hashing import hash_bytes
+
+        path = self.params["path"]
+        if path.startswith("gs://"):
+            from zenml_collab.core.artifacts.gcs import object_fingerprint
+
+            return object_fingerprint(path)
+        return hash_bytes(_read_source(path))
+
+    def run(self) -> Any:
+        import io
+
+        import pandas as pd
+
+        options = {k: v for k, v in self.params.items() if k not in ("name", "path")}
+        try:
+            frame = pd.read_csv(io.BytesIO(_read_source(self.params["path"])), **options)
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise ConfigError(f"cannot parse {self.params['path']!r} as CSV: {exc}",
+                              "check the file, or pass read_csv options to CSVDatasource") from None
+        if frame.empty:
+            raise ConfigError(f"datasource {self.params['path']!r} has no rows",
+                              "point the datasource at a CSV file with a header and data")
+        return frame
+
+
+class RandomSplit(BaseStep):
+    """Assigns each row to a split at random, reproducibly (``seed``)."""
+
+    def __init__(self, split_map: dict[str, float], seed: int = 42) -> None:
+        if not split_map or any(not isinstance(v, (int, float)) or v <= 0
+                                for v in split_map.values()):
+            raise ConfigError(f"invalid split_map {split_map!r}",
+                              "give positive fractions, e.g. {'train': 0.7, 'eval': 0.3}")
+        if abs(sum(split_map.values()) - 1.0) > 1e-6:
+            raise ConfigError(f"split_map fractions sum to {sum(split_map.values()):g}, not 1",
+                              "e.g. {'train': 0.7, 'eval': 0.3}")
+        super().__init__(split_map=split_map, seed=seed)
+
+    def run(self, data: Any) -> Any:
+        import numpy as np
+
+        names = list(self.params["split_map"])
+        weights = np.array([self.params["split_map"][n] for n in names], dtype=float)
+        rng = np.random.default_rng(self.params["seed"])
+        # Exact proportions (not a coin per row): a permutation cut at cumulative fractions.
+        order = rng.permutation(len(data))
+        cuts = np.round(np.cumsum(weights) * len(data)).astype(int)
+        labels = np.empty(len(data), dtype=object)
+        start = 0
+        for name, end in zip(names, cuts, strict=True):
+            labels[order[start:end]] = name
+            start = end
+        out = data.copy()
+        out[SPLIT_COLUMN] = labels.astype(str)
+        return out
+
+
+class StandardPreprocesser(BaseStep):
+    """Standardises numeric features and one-hot encodes categorical ones, fitted on train."""
+
+    OUTPUTS = ("features", "labels")
+
+    def __init__(self, features: list[str], labels: list[str], train_split: str = "train",
+                 overwrite: dict[str, Any] | None = None) -> None:
+        if not features or not labels:
+            raise ConfigError("StandardPreprocesser needs features=[...] and labels=[...]",
+                              "name the input columns and the label column(s)")
+        super().__init__(features=list(features), labels=list(labels), train_split=train_split,
+                         **({"overwrite": overwrite} if overwrite else {}))
+
+    def run(self, data: Any) -> Any:
+        import pandas as pd
+
+        features, labels = self.params["features"], self.params["labels"]
+        missing = [c for c in [*features, *labels] if c not in data.columns]
+        if missing:
+            raise ConfigError(f"columns {missing} are not in the data",
+                              f"the data has: {', '.join(c for c in data.columns if c != SPLIT_COLUMN)}")
+        train = data[data[SPLIT_COLUMN] == self.params["train_split"]]
+        if train.empty:
+            raise ConfigError(f"split {self.params['train_split']!r} is empty",
+                              "check the split_map of the split step")
+        out = pd.DataFrame(index=data.index)
+        for column in features:
+            series = data[column]
+            if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+                mean, std = train[column].mean(), train[column].std(ddof=0)
+                filled = series.fillna(mean).astype(float)
+                out[column] = (filled - mean) / (std if std else 1.0)
+            else:
+                for value in sorted(train[column].dropna().astype(str).unique()):
+                    out[f"{column}={value}"] = (series.astype(str) == value).astype(float)
+        out[SPLIT_COLUMN] = data[SPLIT_COLUMN]
+        label_frame = data[labels].copy()
+        label_frame[SPLIT_COLUMN] = data[SPLIT_COLUMN]
+        return out, label_frame
+
+
+def resolve_estimator(model: str) -> Any:
+    """``'RandomForestClassifier'`` or ``'sklearn.linear_model:LogisticRegression'``."""
+    from sklearn.utils import all_estimators
+
+    if ":" in model or "." in model:
+        module, _, name = model.replace(":", ".").rpartition(".")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            raise ConfigError(f"cannot import estimator {model!r}",
+                              "use an import path like 'sklearn.svm:SVC'") from None
+    known = dict(all_estimators())
+    if model not in known:
+        close = [n for n in known if n.lower().startswith(model.lower()[:6])][:5]
+        raise ConfigError(f"unknown scikit-learn estimator {model!r}",
+                          f"use a class name such as {', '.join(close) or 'LogisticRegression'}")
+    return known[model]
+
+
+class SklearnTrainer(BaseStep):
+    """Fits any scikit-learn estimator on the train split."""
+
+    def __init__(self, model: str = "LogisticRegression", train_split: str = "train",
+                 **params: Any) -> None:
+        super().__init__(model=model, train_split=train_split, **params)
+
+    def run(self, features: Any, labels: Any) -> Any:
+        estimator_cls = resolve_estimator(self.params["model"])
+        params = {k: v for k, v in self.params.items() if k not in ("model", "train_split")}
+        try:
+            estimator = estimator_cls(**params)
+        except TypeError as exc:
+            raise ConfigError(f"{self.params['model']}: {exc}",
+                              "check the trainer's parameters against scikit-learn's docs") from None
+        rows = features[SPLIT_COLUMN] == self.params["train_split"]
+        x = features.loc[rows].drop(columns=[SPLIT_COLUMN]).to_numpy()
+        y_frame = labels.loc[rows].drop(columns=[SPLIT_COLUMN])
+        y = y_frame.iloc[:, 0].to_numpy() if y_frame.shape[1] == 1 else y_frame.to_numpy()
+        estimator.fit(x, y)
+        return estimator
+
+
+class Evaluator(BaseStep):
+    """Metrics of the trained model on the eval split, overall and per slice."""
+
+    def __init__(self, metrics: list[str] | None = None, slices: list[Any] | None = None,
+                 split: str = "eval") -> None:
+        flat = [s[0] if isinstance(s, (list, tuple)) and len(s) == 1 else s for s in slices or []]
+        if any(not isinstance(s, str) for s in flat):
+            raise ConfigError(f"invalid slices {slices!r}",
+                              "give column names, e.g. slices=['clinic'] or [['clinic']]")
+        super().__init__(metrics=list(metrics) if metrics else None, slices=flat, split=split)
+
+    def run(self, model: Any, features: Any, labels: Any, data: Any) -> Any:
+        from sklearn.base import is_classifier
+
+        from zenml_collab.core.analysis.evaluation import evaluate
+
+        rows = features[SPLIT_COLUMN] == self.params["split"]
+        if not rows.any():
+            raise ConfigError(f"split {self.params['split']!r} is empty",
+                              "check the split step's split_map")
+        x = features.loc[rows].drop(columns=[SPLIT_COLUMN]).to_numpy()
+        y = labels.loc[rows].drop(columns=[SPLIT_COLUMN]).iloc[:, 0].to_numpy()
+        classifier = is_classifier(model)
+        score = None
+        if classifier and hasattr(model, "predict_proba") and len(getattr(model, "classes_", [])) == 2:
+            score = model.predict_proba(x)[:, 1]
+        slices = data.loc[rows, self.params["slices"]] if self.params["slices"] else None
+        try:
+            result = evaluate(y, model.predict(x), score,
+                              task="classification" if classifier else "regression",
+                              metrics=self.params["metrics"], slices=slices)
+        except KeyError as exc:
+            raise CollabError(f"slice column {exc} is not in the data",
+                              "use one of the data's columns in Evaluator(slices=[...])") from None
+        return result.to_dict()
