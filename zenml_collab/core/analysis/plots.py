@@ -11,6 +11,8 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from zenml_collab.core.analysis.errors import AnalysisError
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -26,10 +28,14 @@ _MAX_CATEGORIES_PLOTTED = 15
 
 
 def _figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    return figure
+    try:
+        from matplotlib.figure import Figure
+    except ModuleNotFoundError as exc:
+        raise AnalysisError(
+            "HTML reports need matplotlib, which is not installed",
+            hint="pip install matplotlib",
+        ) from exc
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
 def _png(figure: Figure) -> bytes:
