@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,3 +59,12 @@ def predictions(clean_split: tuple[pd.DataFrame, pd.DataFrame]) -> Predictions:
         y_pred=model.predict(evaluation[features]),
         y_proba=model.predict_proba(evaluation[features]),
     )
+
+
+Splitter = Callable[..., tuple[pd.DataFrame, pd.DataFrame]]
+
+
+@pytest.fixture(scope="session")
+def split() -> Splitter:
+    """``split(frame, seed=..., eval_fraction=...)``: :func:`random_split` for tests."""
+    return random_split
