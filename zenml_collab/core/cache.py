@@ -50,7 +50,8 @@ def explain_miss(previous: StepRunRecord | None, *, step_path: str, code_hash: s
         keys = sorted(set(previous.params) | set(params))
         diffs = [f"{k} {previous.params.get(k, '<unset>')!r} -> {params.get(k, '<unset>')!r}"
                  for k in keys if previous.params.get(k) != params.get(k)]
-        return f"{PARAMS_CHANGED}: {', '.join(diffs)}"
+        more = f" (+{len(diffs) - 2} more)" if len(diffs) > 2 else ""
+        return f"{PARAMS_CHANGED}: {', '.join(diffs[:2])}{more}"
     if previous.inputs != dict(input_hashes):
         changed = sorted(k for k in set(previous.inputs) | set(input_hashes)
                          if previous.inputs.get(k) != input_hashes.get(k))

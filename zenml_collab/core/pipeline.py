@@ -110,6 +110,14 @@ class Pipeline:
         self._nodes[node.name] = node
         return node.name
 
+    def set_params(self, step_name: str, **params: Any) -> None:
+        """Change parameters of one step (of an editable pipeline, e.g. a copy)."""
+        self._check_mutable("change parameters")
+        node = self.step(step_name)
+        merged = {**node.params, **params}
+        check_params(step_name, merged)
+        self._nodes[step_name] = StepNode(node.name, node.impl, canonical_json(merged), node.inputs)
+
     def _make_node(self, step_obj: Any, *, name: str | None, inputs: Mapping[str, str] | None,
                    params: Mapping[str, Any] | None) -> StepNode:
         impl, own_params = resolve_impl(step_obj)

@@ -63,6 +63,11 @@ class Repository:
         self._metadata: MetadataStore | None = None
         self._artifacts: ArtifactStore | None = None
 
+    @classmethod
+    def get_instance(cls, path: str | Path | None = None) -> Repository:
+        """ZenML-style spelling of ``Repository()``."""
+        return cls(path)
+
     # -- stores -----------------------------------------------------------------------------
     @property
     def settings(self) -> Settings:

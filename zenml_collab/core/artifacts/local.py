@@ -30,8 +30,13 @@ class LocalArtifactStore:
 
     def commit(self, staged: Path, ref: ArtifactRef) -> None:
         final = self._final(ref.hash)
-        if final.is_dir():
+        if self.exists(ref):
             return
+        if final.is_dir():
+            # A damaged copy (a file was deleted by hand): move it aside, then replace it.
+            broken = Path(tempfile.mkdtemp(prefix="broken-", dir=self._tmp))
+            os.rename(final, broken / "old")
+            shutil.rmtree(broken, ignore_errors=True)
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.rename(staged, final)

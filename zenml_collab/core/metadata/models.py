@@ -55,6 +55,7 @@ runs = sa.Table(
     sa.Column("environment_hash", sa.String(64), sa.ForeignKey("environments.hash")),
     sa.Column("error", sa.Text),
     sa.Index("ix_runs_pipeline_started", "pipeline_id", "started_at"),
+    sa.Index("ix_runs_name_status_started", "pipeline_name", "status", "started_at"),
 )
 
 step_runs = sa.Table(

@@ -27,7 +27,7 @@ from zenml_collab.errors import (
     SchemaOutOfDateError,
 )
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
 
@@ -172,8 +172,8 @@ class MetadataStore:
                 else "upgrade zenml-collab: a teammate's newer version migrated the store",
             )
 
-    def upgrade(self) -> tuple[str | None, str]:
-        """Migrate to the head revision; returns (before, after)."""
+    def upgrade(self, revision: str = "head") -> tuple[str | None, str]:
+        """Migrate to ``revision`` (default: head); returns (before, after)."""
         from alembic import command
         from alembic.config import Config
 
@@ -182,8 +182,8 @@ class MetadataStore:
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-        return before, HEAD_REVISION
+            command.upgrade(cfg, revision)
+        return before, HEAD_REVISION if revision == "head" else revision
 
     # -- pipelines --------------------------------------------------------------------------
     def register_pipeline(self, *, name: str, kind: str, identity: str, config_json: str,

@@ -1,0 +1,384 @@
+"""Artifact store in a Google Cloud Storage bucket, with a local read-through cache.
+
+Layout: ``gs://<bucket>/<prefix>/artifacts/<hash[:2]>/<hash>/<file>`` plus ``_manifest.json``
+next to the files. The manifest is uploaded last, so an artifact is visible (``exists``) only
+once every file is there. Every upload is create-only (``if_generation_match=0``): two members
+writing the same content-addressed artifact at the same moment both succeed, one copy is kept,
+and the loser's 412 means "already there".
+
+Reads go through a local cache keyed by content hash (``<cache_dir>/<hash>/``): a download
+lands in a temporary directory, is verified against the recorded hash, and only then renamed
+into place, so the cache never holds a partial or corrupt artifact and a cache hit costs no
+request at all. Artifacts this process uploads are moved into the cache too (write-through).
+
+The client honours ``STORAGE_EMULATOR_HOST`` (fake-gcs-server in tests) and otherwise uses
+Application Default Credentials. ``COLLAB_GCS_RETRY_TIMEOUT`` (seconds, default 60) bounds
+how long 429/5xx responses and dropped connections are retried with exponential backoff.
+Google libraries are imported inside functions so ``import zenml_collab`` stays light.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from zenml_collab.core.artifacts.base import MANIFEST, ArtifactRef
+from zenml_collab.core.hashing import hash_files
+from zenml_collab.errors import (
+    ArtifactError,
+    ArtifactMissingError,
+    ConfigError,
+    ConnectivityError,
+    CredentialsError,
+    PermissionDeniedError,
+)
+
+log = logging.getLogger("zenml_collab.artifacts.gcs")
+T = TypeVar("T")
+
+REQUIRED_ROLE = "roles/storage.objectAdmin"
+DEFAULT_RETRY_TIMEOUT = 60.0
+_MAX_WORKERS = 8
+# Files at least this large are downloaded as parallel ranged reads.
+CHUNKED_DOWNLOAD_THRESHOLD = 128 * 1024 * 1024
+_CHUNK_SIZE = 32 * 1024 * 1024
+# Bucket names: 3-63 (222 with dots) lowercase letters, digits, '-', '_' and '.'.
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+
+
+def parse_gcs_uri(uri: str) -> tuple[str, str]:
+    """Split ``gs://bucket/prefix`` into ``(bucket, prefix)``; the prefix may be empty.
+
+    >>> parse_gcs_uri("gs://team-artifacts/zenml/")
+    ('team-artifacts', 'zenml')
+    """
+    if not uri.startswith("gs://"):
+        raise ConfigError(f"{uri!r} is not a gs:// URI", "use gs://BUCKET/PREFIX")
+    bucket, _, prefix = uri.removeprefix("gs://").partition("/")
+    if not _BUCKET_NAME.match(bucket):
+        raise ConfigError(
+            f"{uri!r} does not name a valid bucket",
+            "use gs://BUCKET/PREFIX, e.g. gs://my-team-artifacts/zenml (bucket names are "
+            "3-63 lowercase letters, digits, '-', '_' or '.')",
+        )
+    return bucket, prefix.strip("/")
+
+
+# -- the client -------------------------------------------------------------------------------
+_clients: dict[tuple[str, str], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def storage_client() -> Any:
+    """A ``google.cloud.storage.Client`` for this environment (one per process and setting).
+
+    With ``STORAGE_EMULATOR_HOST`` and no ``GOOGLE_APPLICATION_CREDENTIALS`` the client is
+    anonymous (fake-gcs-server); otherwise it uses Application Default Credentials.
+    """
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
+    creds_file = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "")
+    key = (emulator, creds_file)
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = _new_client(emulator, creds_file)
+        return _clients[key]
+
+
+def _new_client(emulator: str, creds_file: str) -> Any:
+    from google.cloud import storage
+
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("CLOUDSDK_CORE_PROJECT")
+    if emulator and not creds_file:
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project=project or "collab-emulator",
+                              credentials=AnonymousCredentials())
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        credentials, default_project = google.auth.default(
+            scopes=["https://www.googleapis.com/auth/devstorage.read_write"])
+    except DefaultCredentialsError as exc:
+        raise CredentialsError(
+            f"no Google credentials found to reach Cloud Storage: {exc}",
+            "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
+        ) from None
+    return storage.Client(project=project or default_project, credentials=credentials)
+
+
+def _retry(timeout: float | None = None) -> Any:
+    """The library's retry policy (429, 5xx, dropped connections) with our time bound."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    if timeout is None:
+        timeout = float(os.environ.get("COLLAB_GCS_RETRY_TIMEOUT", DEFAULT_RETRY_TIMEOUT))
+    return DEFAULT_RETRY.with_delay(initial=0.25, maximum=8.0, multiplier=2.0).with_timeout(timeout)
+
+
+@contextmanager
+def gcs_errors(bucket: str, action: str) -> Iterator[None]:
+    """Turn the storage library's exceptions into errors a member can act on."""
+    import requests
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as aexc
+
+    try:
+        yield
+    except gexc.Forbidden as exc:
+        raise PermissionDeniedError(
+            f"permission denied {action} in bucket gs://{bucket}: {exc.message}",
+            f"ask a project admin to grant you {REQUIRED_ROLE} on the bucket: `gcloud storage "
+            f"buckets add-iam-policy-binding gs://{bucket} --member=user:YOU "
+            f"--role={REQUIRED_ROLE}`",
+        ) from None
+    except gexc.Unauthorized as exc:
+        raise CredentialsError(
+            f"Cloud Storage refused the credentials {action} in gs://{bucket}: {exc.message}",
+            "run `gcloud auth application-default login` again",
+        ) from None
+    except (aexc.RefreshError, aexc.TransportError) as exc:
+        raise CredentialsError(
+            f"cannot refresh Google credentials {action} in gs://{bucket}: {exc}",
+            "run `gcloud auth application-default login` again",
+        ) from None
+    except (gexc.RetryError, requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout) as exc:
+        cause = getattr(exc, "cause", None) or exc
+        raise ConnectivityError(
+            f"cannot reach Cloud Storage {action} in gs://{bucket}: {cause}",
+            "check your network (and STORAGE_EMULATOR_HOST if you use an emulator); "
+            "`collab doctor` diagnoses the rest",
+        ) from None
+    except gexc.ServerError as exc:
+        raise ConnectivityError(
+            f"Cloud Storage kept failing {action} in gs://{bucket}: {exc.message}",
+            "try again later; raise COLLAB_GCS_RETRY_TIMEOUT to retry for longer",
+        ) from None
+
+
+def _bucket_not_found(bucket: str) -> ConfigError:
+    return ConfigError(f"bucket gs://{bucket} does not exist",
+                       "check the artifact URI (`collab config show`) or create the bucket")
+
+
+# -- reading single objects (datasources) -----------------------------------------------------
+def read_object(uri: str) -> bytes:
+    """The bytes of the object at ``gs://bucket/path``."""
+    from google.api_core import exceptions as gexc
+
+    bucket, name = parse_gcs_uri(uri)
+    blob = storage_client().bucket(bucket).blob(name)
+    with gcs_errors(bucket, f"reading {name}"):
+        try:
+            data: bytes = blob.download_as_bytes(retry=_retry())
+        except gexc.NotFound:
+            raise ConfigError(f"{uri} does not exist", "check the path of the datasource") from None
+    return data
+
+
+def object_fingerprint(uri: str) -> str:
+    """A content fingerprint of ``gs://bucket/path`` from its metadata (one request).
+
+    The MD5 (or CRC32C for composite objects) and size identify the content, so re-uploading
+    an identical file keeps the cache valid and changing it invalidates the cache.
+    """
+    from google.api_core import exceptions as gexc
+
+    bucket, name = parse_gcs_uri(uri)
+    blob = storage_client().bucket(bucket).blob(name)
+    with gcs_errors(bucket, f"reading {name}"):
+        try:
+            blob.reload(retry=_retry())
+        except gexc.NotFound:
+            raise ConfigError(f"{uri} does not exist", "check the path of the datasource") from None
+    if blob.md5_hash:
+        return f"md5:{blob.md5_hash}:{blob.size}"
+    return f"crc32c:{blob.crc32c}:{blob.size}"
+
+
+# -- the store --------------------------------------------------------------------------------
+class GcsArtifactStore:
+    """Content-addressed artifacts in ``gs://bucket/prefix`` (see the module docstring)."""
+
+    def __init__(self, bucket: str, prefix: str, cache_dir: Path, *, client: Any | None = None,
+                 max_workers: int = _MAX_WORKERS,
+                 chunked_download_threshold: int = CHUNKED_DOWNLOAD_THRESHOLD,
+                 chunk_size: int = _CHUNK_SIZE) -> None:
+        self.bucket_name = bucket
+        self.prefix = prefix.strip("/")
+        self.uri = f"gs://{bucket}/{self.prefix}" if self.prefix else f"gs://{bucket}"
+        self.cache_dir = cache_dir
+        self.max_workers = max_workers
+        self.chunked_download_threshold = chunked_download_threshold
+        self.chunk_size = chunk_size
+        self._client = client
+
+    @classmethod
+    def from_uri(cls, uri: str, *, cache_dir: Path, client: Any | None = None
+                 ) -> GcsArtifactStore:
+        """``GcsArtifactStore.from_uri("gs://bucket/prefix", cache_dir=Path(".collab/cache"))``."""
+        bucket, prefix = parse_gcs_uri(uri)
+        return cls(bucket, prefix, cache_dir, client=client)
+
+    # -- plumbing -------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = storage_client()
+        return self._client
+
+    @property
+    def _bucket(self) -> Any:
+        # client.bucket() makes no request, unlike get_bucket().
+        return self.client.bucket(self.bucket_name)
+
+    def object_name(self, content_hash: str, file: str) -> str:
+        """The object name of ``file`` of the artifact ``content_hash``."""
+        base = f"artifacts/{content_hash[:2]}/{content_hash}/{file}"
+        return f"{self.prefix}/{base}" if self.prefix else base
+
+    def _parallel(self, work: Callable[[str], T], items: list[str]) -> list[T]:
+        if len(items) <= 1:
+            return [work(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items)),
+                                thread_name_prefix="collab-gcs") as pool:
+            return list(pool.map(work, items))
+
+    def _tmp_root(self) -> Path:
+        # Temporary directories live inside the cache so the final rename stays atomic.
+        tmp = self.cache_dir / ".tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return tmp
+
+    def _cached(self, content_hash: str) -> Path:
+        return self.cache_dir / content_hash
+
+    # -- the ArtifactStore protocol ---------------------------------------------------------
+    def staging_dir(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix="stage-", dir=self._tmp_root()))
+
+    def commit(self, staged: Path, ref: ArtifactRef) -> None:
+        """Upload the files create-only, then the manifest; a no-op if already stored."""
+        if not self.exists(ref):
+            self._parallel(lambda name: self._upload(staged / name, ref.hash, name),
+                           list(ref.files))
+            manifest = staged / MANIFEST
+            if not manifest.exists():
+                manifest.write_text(json.dumps(ref.to_json()), encoding="utf-8")
+            self._upload(manifest, ref.hash, MANIFEST)  # last: the artifact is now visible
+        self._adopt(staged, ref.hash)
+
+    def _upload(self, path: Path, content_hash: str, name: str) -> None:
+        from google.api_core import exceptions as gexc
+
+        blob = self._bucket.blob(self.object_name(content_hash, name))
+        with gcs_errors(self.bucket_name, f"writing {blob.name}"):
+            try:
+                # if_generation_match=0: create only. The library retries such a conditional
+                # upload safely; a 412 (here or on a retry) means the object is already there.
+                blob.upload_from_filename(str(path), if_generation_match=0, retry=_retry(),
+                                          content_type="application/octet-stream")
+            except gexc.PreconditionFailed:
+                log.debug("%s already stored", blob.name)
+            except gexc.NotFound:
+                raise _bucket_not_found(self.bucket_name) from None
+
+    def _adopt(self, staged: Path, content_hash: str) -> None:
+        """Move a committed staging directory into the local cache (write-through)."""
+        final = self._cached(content_hash)
+        if final.is_dir():
+            return
+        try:
+            os.rename(staged, final)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+
+    def exists(self, ref: ArtifactRef) -> bool:
+        """One metadata request: is the manifest (written last) there?"""
+        blob = self._bucket.blob(self.object_name(ref.hash, MANIFEST))
+        with gcs_errors(self.bucket_name, f"checking {blob.name}"):
+            return bool(blob.exists(retry=_retry()))
+
+    def local_dir(self, ref: ArtifactRef) -> Path:
+        """The cached copy, or a verified download of it; a cache hit makes no request."""
+        final = self._cached(ref.hash)
+        if final.is_dir() and all((final / name).is_file() for name in ref.files):
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix="download-", dir=self._tmp_root()))
+        try:
+            self._parallel(lambda name: self._download(ref, name, tmp / name), list(ref.files))
+            actual = hash_files(tmp, ref.files)
+            if actual != ref.hash:
+                raise ArtifactError(
+                    f"artifact {ref.hash} downloaded from {self.location(ref)} does not match "
+                    f"its recorded content hash (got {actual}); it was not cached",
+                    "the stored object was changed or corrupted: delete "
+                    f"{self.location(ref)} and re-run the pipeline so the step executes again",
+                )
+            try:
+                os.rename(tmp, final)
+            except OSError as exc:
+                # A concurrent reader of the same artifact won the rename: same content.
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    def _download(self, ref: ArtifactRef, name: str, dest: Path) -> None:
+        from google.api_core import exceptions as gexc
+
+        blob = self._bucket.blob(self.object_name(ref.hash, name))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with gcs_errors(self.bucket_name, f"reading {blob.name}"):
+            try:
+                if ref.size >= self.chunked_download_threshold:
+                    self._download_chunked(blob, dest)
+                else:
+                    blob.download_to_filename(str(dest), retry=_retry())
+            except gexc.NotFound:
+                raise ArtifactMissingError(
+                    f"artifact {ref.hash} is missing from {self.uri} (no {blob.name})",
+                    "re-run the pipeline: the step that produced it will execute again",
+                ) from None
+
+    def _download_chunked(self, blob: Any, dest: Path) -> None:
+        from google.cloud.storage import transfer_manager
+
+        blob.reload(retry=_retry())  # the size decides the ranges
+        if blob.size < self.chunked_download_threshold:
+            blob.download_to_filename(str(dest), retry=_retry())
+            return
+        transfer_manager.download_chunks_concurrently(
+            blob, str(dest), chunk_size=self.chunk_size, worker_type=transfer_manager.THREAD,
+            max_workers=self.max_workers, download_kwargs={"retry": _retry()})
+
+    def location(self, ref: ArtifactRef) -> str:
+        prefix = self.object_name(ref.hash, "").rstrip("/")
+        return f"gs://{self.bucket_name}/{prefix}/"
+
+    def check_access(self, *, timeout: float = 15.0) -> None:
+        """Fail clearly if the bucket is missing, unreachable or not readable (one request)."""
+        from google.api_core import exceptions as gexc
+
+        with gcs_errors(self.bucket_name, "listing objects"):
+            try:
+                blobs = self.client.list_blobs(self.bucket_name, prefix=self.prefix or None,
+                                               max_results=1, retry=_retry(timeout))
+                list(blobs)
+            except gexc.NotFound:
+                raise _bucket_not_found(self.bucket_name) from None
