@@ -20,7 +20,7 @@ from zenml_collab.core.analysis import (
 from zenml_collab.core.analysis.anomalies import jensen_shannon_distance, l_infinity_distance
 
 
-def check(train: pd.DataFrame, evaluation: pd.DataFrame, **options: float) -> Anomalies:
+def check(train: pd.DataFrame, evaluation: pd.DataFrame, **options: Any) -> Anomalies:
     """The pipeline's sequence: schema from train, statistics of both, then the checks."""
     schema = infer_schema(train)
     stats = compute_statistics({"train": train, "eval": evaluation}, schema=schema)

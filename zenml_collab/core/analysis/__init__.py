@@ -33,8 +33,8 @@ Evaluation::
 
 Presentation::
 
-    render(value) / render_schema / render_statistics / render_anomalies / render_evaluation
-        -> rich renderable (``Console().print(render(value))``)
+    render_value(value) / render_schema / render_statistics / render_anomalies /
+    render_evaluation -> rich renderable (``Console().print(render_value(value))``)
     write_html_report(value, path, title=None) -> Path
         one self-contained HTML file (inline CSS, plots as base64 PNG; needs matplotlib)
 
@@ -67,11 +67,11 @@ if TYPE_CHECKING:
         evaluate,
     )
     from zenml_collab.core.analysis.render import (
-        render,
         render_anomalies,
         render_evaluation,
         render_schema,
         render_statistics,
+        render_value,
     )
     from zenml_collab.core.analysis.report import write_html_report
     from zenml_collab.core.analysis.schema import (
@@ -111,7 +111,7 @@ _EXPORTS: dict[str, str] = {
     "SliceMetrics": "evaluation",
     "Evaluation": "evaluation",
     "evaluate": "evaluation",
-    "render": "render",
+    "render_value": "render",
     "render_schema": "render",
     "render_statistics": "render",
     "render_anomalies": "render",
@@ -142,11 +142,11 @@ __all__ = [
     "detect_anomalies",
     "evaluate",
     "infer_schema",
-    "render",
     "render_anomalies",
     "render_evaluation",
     "render_schema",
     "render_statistics",
+    "render_value",
     "write_html_report",
 ]
 

@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 __all__ = [
     "format_number",
     "plural",
-    "render",
     "render_anomalies",
     "render_evaluation",
     "render_schema",
     "render_statistics",
+    "render_value",
 ]
 
 _SHOWN_CATEGORIES = 6
@@ -183,7 +183,7 @@ def render_evaluation(evaluation: Evaluation) -> RenderableType:
     return table
 
 
-def render(value: Schema | Statistics | Anomalies | Evaluation) -> RenderableType:
+def render_value(value: Schema | Statistics | Anomalies | Evaluation) -> RenderableType:
     """Dispatch to the ``render_*`` function for the value's type."""
     from zenml_collab.core.analysis.anomalies import Anomalies
     from zenml_collab.core.analysis.evaluation import Evaluation
