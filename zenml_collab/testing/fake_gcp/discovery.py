@@ -141,6 +141,10 @@ def match(http_method: str, raw_path: str) -> Route | None:
         if found:
             params = {k: unquote(v) for k, v in found.groupdict().items()}
             return Route(method, params)
+    if http_method == "PUT" and raw_path.startswith("/upload/storage/v1/b/"):
+        # Later chunks of a resumable upload go to the session URI, which the document
+        # describes only as the POST that opened it.
+        return match("POST", raw_path)
     return None
 
 
