@@ -119,9 +119,9 @@ class TrainingPipeline(Pipeline):
         if show:
             from rich.console import Console
 
-            from zenml_collab.core.analysis.render import render
+            from zenml_collab.core.analysis.render import render_value
 
-            Console().print(render(value))
+            Console().print(render_value(value))
         if html:
             from zenml_collab.core.analysis.report import write_html_report
 

@@ -1,0 +1,122 @@
+"""The metadata store: bounded statements per step, indexed lookups, schema versions."""
+
+from __future__ import annotations
+
+import collab_test_steps as steps
+import pytest
+import sqlalchemy as sa
+
+from zenml_collab import Pipeline, Repository
+from zenml_collab.core.metadata.store import HEAD_REVISION, MIGRATIONS_DIR
+from zenml_collab.errors import SchemaOutOfDateError
+
+
+def chain(name: str, length: int) -> Pipeline:
+    p = Pipeline(name)
+    p.add(steps.source, name="s0")
+    for i in range(1, length):
+        p.add(steps.shift, name=f"s{i}", inputs={"xs": f"s{i - 1}"}, params={"offset": i})
+    return p
+
+
+def count_statements(engine: sa.Engine, action) -> list[str]:
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, *args):
+        seen.append(statement.split(None, 1)[0].upper())
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        action()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    return seen
+
+
+@pytest.mark.parametrize("length", [3, 20])
+def test_a_cached_step_costs_two_statements_whatever_the_pipeline_size(tmp_repo, length):
+    repo = Repository()
+    chain("chain", length).run(repo)
+    per_run = count_statements(repo.metadata.engine, lambda: chain("chain", length).run(repo))
+    # Fixed per-run cost: pipeline lookup, environment, run insert, run update.
+    fixed = 4
+    assert len(per_run) == fixed + 2 * length, per_run
+
+
+def test_statements_per_cached_step_do_not_grow_with_the_number_of_runs(tmp_repo):
+    repo = Repository()
+    for _ in range(30):
+        chain("chain", 3).run(repo)
+    per_run = count_statements(repo.metadata.engine, lambda: chain("chain", 3).run(repo))
+    assert len(per_run) == 4 + 2 * 3
+
+
+def test_the_cache_lookup_is_an_index_seek_not_a_scan(tmp_repo):
+    repo = Repository()
+    chain("chain", 3).run(repo)
+    with repo.metadata.engine.connect() as conn:
+        plan = conn.execute(sa.text(
+            "EXPLAIN QUERY PLAN SELECT outputs_json FROM cache_entries WHERE cache_key = 'x'"
+        )).all()
+    detail = " ".join(str(row[-1]) for row in plan)
+    assert "USING INDEX" in detail or "USING PRIMARY KEY" in detail, detail
+    assert "SCAN" not in detail
+
+
+def test_an_old_schema_is_refused_with_the_upgrade_command_and_upgrade_fixes_it(tmp_path):
+    from tests_support import make_repo_at_revision
+
+    root = make_repo_at_revision(tmp_path, "0001")
+    with pytest.raises(SchemaOutOfDateError, match="run `collab db upgrade`"):
+        Repository(root).metadata  # noqa: B018 - opening is the action under test
+    from conftest import TmpRepo
+
+    cli = TmpRepo(root)
+    refused = cli.collab("runs", "list")
+    assert refused.returncode == 1
+    assert "collab db upgrade" in refused.stderr and "Traceback" not in refused.stderr
+    upgraded = cli.collab("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert f"0001 -> {HEAD_REVISION}" in upgraded.stdout
+    assert Repository(root).metadata.revision() == HEAD_REVISION
+    again = cli.collab("db", "upgrade")
+    assert "already at schema" in again.stdout
+
+
+def test_a_store_newer_than_this_version_asks_to_upgrade_the_package(tmp_repo):
+    repo = Repository()
+    with repo.metadata.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(SchemaOutOfDateError, match="upgrade zenml-collab"):
+        Repository().metadata  # noqa: B018
+
+
+def test_migrations_build_exactly_the_models(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from zenml_collab.core.metadata.models import metadata
+    from zenml_collab.core.metadata.store import MetadataStore
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    MetadataStore(engine).upgrade()
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_head_revision_constant_matches_the_migration_scripts():
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head() == HEAD_REVISION
+
+
+def test_a_foreign_database_is_not_taken_over(tmp_path):
+    from zenml_collab.core.metadata.store import MetadataStore
+    from zenml_collab.errors import MetadataStoreError
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE customers (id INTEGER)"))
+    with pytest.raises(MetadataStoreError, match="not a zenml-collab store"):
+        MetadataStore(engine).check_schema()
