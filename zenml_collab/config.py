@@ -145,13 +145,15 @@ class Settings(_Model):
     local: LocalConfig
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in the YAML file ``path`` (``{}`` if it is missing or empty)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}", "check the file's permissions") from exc
+        raise ConfigError(f"cannot read {path}: {exc.strerror}",
+                          "check the file's permissions") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -163,7 +165,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping at the top level", "see README: Configuration")
+        raise ConfigError(f"{path} must hold a mapping at the top level",
+                          "see README: Configuration")
     return data
 
 
@@ -184,7 +187,7 @@ def format_validation_error(path: Path | str, exc: ValidationError) -> ConfigErr
 def load_team_config(root: Path) -> TeamConfig:
     path = root / TEAM_FILE
     try:
-        return TeamConfig.model_validate(_read_yaml(path))
+        return TeamConfig.model_validate(read_yaml(path))
     except ValidationError as exc:
         raise format_validation_error(path, exc) from None
 
@@ -192,12 +195,13 @@ def load_team_config(root: Path) -> TeamConfig:
 def load_local_config(root: Path) -> LocalConfig:
     path = root / LOCAL_DIR / LOCAL_FILE
     try:
-        return LocalConfig.model_validate(_read_yaml(path))
+        return LocalConfig.model_validate(read_yaml(path))
     except ValidationError as exc:
         raise format_validation_error(path, exc) from None
 
 
-def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
+def env_overrides(env: dict[str, str]) -> dict[str, Any]:
+    """The metadata values the environment sets (``COLLAB_DB_PASSWORD``, ``COLLAB_DB_URL``)."""
     over: dict[str, Any] = {}
     if "COLLAB_DB_PASSWORD" in env:
         over["password"] = env["COLLAB_DB_PASSWORD"]
@@ -256,7 +260,8 @@ def load_settings(
     team = load_team_config(root)
     local = load_local_config(root)
     try:
-        metadata = merge_metadata(team.metadata, local.metadata, _env_overrides(env), metadata_override)
+        metadata = merge_metadata(team.metadata, local.metadata, env_overrides(env),
+                                  metadata_override)
     except ValidationError as exc:
         raise format_validation_error("metadata settings", exc) from None
     uri = (
@@ -286,7 +291,9 @@ def write_local_config(root: Path, config: LocalConfig) -> Path:
     """Write ``.collab/local.yaml`` with mode 0600 (it may hold a password)."""
     path = root / LOCAL_DIR / LOCAL_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = config.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
+    # exclude_unset, not exclude_defaults: an explicit `kind: sqlite` here overrides the team's
+    # kind even though "sqlite" is the default, so it must survive the round trip.
+    data = config.model_dump(mode="json", exclude_unset=True, exclude_none=True)
     if config.metadata is not None and config.metadata.password is not None:
         data["metadata"]["password"] = config.metadata.password.get_secret_value()
     _atomic_write(path, yaml.safe_dump(data, sort_keys=False), mode=0o600)
