@@ -196,3 +196,21 @@ def test_predictions_of_another_length_are_an_error(predictions: Any) -> None:
         evaluate(predictions.y_true, [0, 1, 0])
     with pytest.raises(AnalysisError, match="slice column 'g'"):
         evaluate(predictions.y_true, predictions.y_pred, slices={"g": [1, 2]})
+
+
+def test_scores_are_read_as_probabilities_of_the_chosen_positive_label() -> None:
+    y = np.array(["yes", "no", "yes", "no", "yes"])
+    p_yes = np.array([0.9, 0.6, 0.2, 0.1, 0.7])
+    pred = np.where(p_yes > 0.5, "yes", "no")
+    names = ["f1", "roc_auc", "log_loss"]
+
+    as_yes = evaluate(y, pred, p_yes, metrics=names)
+    as_no = evaluate(y, pred, 1 - p_yes, metrics=names, positive_label="no")
+
+    assert as_yes.positive_label == "yes" and as_no.positive_label == "no"
+    assert as_yes.overall.metrics["log_loss"] == pytest.approx(skm.log_loss(y, p_yes))
+    assert as_no.overall.metrics["log_loss"] == pytest.approx(skm.log_loss(y, p_yes))
+    assert as_no.overall.metrics["roc_auc"] == pytest.approx(
+        skm.roc_auc_score(y == "no", 1 - p_yes)
+    )
+    assert as_no.overall.metrics["f1"] == pytest.approx(skm.f1_score(y, pred, pos_label="no"))

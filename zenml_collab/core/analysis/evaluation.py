@@ -209,6 +209,15 @@ def _classification_scorers(
     def log_loss(y: np.ndarray, _: np.ndarray, score: np.ndarray | None) -> float | None:
         if score is None or len(classes) < 2:
             return None
+        if binary:
+            # Columns in class order, whichever label is positive (sklearn would assume the
+            # larger one for a 1-D score).
+            import numpy as np
+
+            negative = 1.0 - score
+            score = np.column_stack(
+                (score, negative) if positive == classes[0] else (negative, score)
+            )
         return float(skm.log_loss(y, score, labels=classes))
 
     table: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray | None], float | None]] = {
