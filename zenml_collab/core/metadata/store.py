@@ -125,17 +125,26 @@ class MetadataStore:
         )
 
     def _tx(self, work: Callable[[sa.Connection], T], *, attempts: int = 5) -> T:
-        """Run ``work`` in one transaction; retry it if the connection dropped."""
+        """Run ``work`` in one transaction; retry it if the connection dropped.
+
+        A deadlock or lock-wait timeout between members writing at once is retried too: the
+        server rolled the whole transaction back, so running it again is safe.
+        """
         delay = 0.2
         for attempt in range(1, attempts + 1):
             try:
                 with self.engine.begin() as conn:
                     return work(conn)
             except sa.exc.DBAPIError as exc:
-                transient = exc.connection_invalidated or _is_disconnect(exc)
+                conflict = _is_lock_conflict(exc)
+                transient = exc.connection_invalidated or _is_disconnect(exc) or conflict
                 if not transient:
                     raise
                 if attempt == attempts:
+                    if conflict:
+                        raise MetadataStoreError(
+                            f"the metadata store {self.description} kept reporting lock "
+                            f"conflicts: {exc.orig}", "run the pipeline again") from None
                     raise self._connectivity_error(exc) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 3.0)
@@ -177,13 +186,35 @@ class MetadataStore:
         from alembic import command
         from alembic.config import Config
 
-        before = self.revision()
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+        with self._migration_lock():
+            # Read under the lock: a teammate may have just migrated (MySQL DDL is not
+            # transactional, so two members creating the same tables would collide).
+            before = self.revision()
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
         return before, HEAD_REVISION if revision == "head" else revision
+
+    @contextmanager
+    def _migration_lock(self, timeout_s: int = 120) -> Iterator[None]:
+        """On MySQL, a server-wide named lock so only one member migrates at a time."""
+        if self.engine.dialect.name not in ("mysql", "mariadb"):
+            yield
+            return
+        name = f"zenml_collab_migrate:{self.engine.url.database}"[:64]
+        with self._connect() as conn:
+            got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"),
+                               {"n": name, "t": timeout_s}).scalar()
+            if got != 1:
+                raise MetadataStoreError(
+                    f"another member is migrating {self.description} (waited {timeout_s} s)",
+                    "wait for it to finish, then run the command again")
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
 
     # -- pipelines --------------------------------------------------------------------------
     def register_pipeline(self, *, name: str, kind: str, identity: str, config_json: str,
@@ -255,7 +286,8 @@ class MetadataStore:
                   git_sha: str | None, git_dirty: bool | None, user: str, hostname: str,
                   environment_hash: str | None) -> None:
         def work(conn: sa.Connection) -> None:
-            conn.execute(m.runs.insert().values(
+            # IGNORE: a retry after a commit whose acknowledgement was lost must not fail.
+            conn.execute(_insert_ignore(m.runs).values(
                 id=run_id, pipeline_id=pipeline_id, pipeline_name=pipeline_name,
                 status="running", started_at=utcnow(), git_sha=git_sha, git_dirty=git_dirty,
                 user=user[:200], hostname=hostname[:200], environment_hash=environment_hash))
@@ -364,7 +396,18 @@ class MetadataStore:
         return None if row is None else _step_record(row)
 
 
+def _error_code(exc: sa.exc.DBAPIError) -> Any:
+    args = getattr(exc.orig, "args", None)
+    return args[0] if args else None
+
+
 def _is_disconnect(exc: sa.exc.DBAPIError) -> bool:
-    # pymysql: 2003 can't connect, 2006 server gone away, 2013 lost connection during query.
-    code = getattr(exc.orig, "args", [None])[0]
-    return isinstance(exc, sa.exc.OperationalError) and code in (2003, 2006, 2013)
+    # pymysql: 2003 can't connect, 2006 server gone away, 2013 lost connection during query;
+    # server: 1053 shutdown in progress, 1927 connection killed (MariaDB), 4031 idle timeout.
+    return isinstance(exc, sa.exc.OperationalError) and _error_code(exc) in (
+        2003, 2006, 2013, 1053, 1927, 4031)
+
+
+def _is_lock_conflict(exc: sa.exc.DBAPIError) -> bool:
+    # MySQL 1213 deadlock, 1205 lock wait timeout (the transaction was rolled back).
+    return _error_code(exc) in (1205, 1213)
