@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from zenml_collab.core.step import BaseStep
-from zenml_collab.errors import CollabError, ConfigError
+from zenml_collab.errors import ConfigError
 
 SPLIT_COLUMN = "__split__"
 
@@ -206,12 +206,9 @@ class Evaluator(BaseStep):
         score = None
         if classifier and hasattr(model, "predict_proba") and len(getattr(model, "classes_", [])) == 2:
             score = model.predict_proba(x)[:, 1]
-        slices = data.loc[rows, self.params["slices"]] if self.params["slices"] else None
-        try:
-            result = evaluate(y, model.predict(x), score,
-                              task="classification" if classifier else "regression",
-                              metrics=self.params["metrics"], slices=slices)
-        except KeyError as exc:
-            raise CollabError(f"slice column {exc} is not in the data",
-                              "use one of the data's columns in Evaluator(slices=[...])") from None
+        result = evaluate(y, model.predict(x), score,
+                          task="classification" if classifier else "regression",
+                          metrics=self.params["metrics"],
+                          slices=data.loc[rows] if self.params["slices"] else None,
+                          slice_columns=self.params["slices"] or None)
         return result.to_dict()
