@@ -132,12 +132,16 @@ def mysql_server() -> MySQLServer:
     )
 
 
+def _ensure_running(server: MySQLServer) -> None:
+    # A fault test that failed between stop() and start() must not take the rest down.
+    if server.state_file and server.state_file.exists():
+        MySQLControl(server.state_file).start()
+
+
 @pytest.fixture
 def mysql_url(mysql_server: MySQLServer) -> Iterator[Any]:
     """URL of a new, uniquely named empty database; dropped (and its sessions killed) after."""
-    if mysql_server.state_file and mysql_server.state_file.exists():
-        # A fault test that failed between stop() and start() must not take the rest down.
-        MySQLControl(mysql_server.state_file).start()
+    _ensure_running(mysql_server)
     name = f"t_{uuid.uuid4().hex[:16]}"
     conn = mysql_server.connect()
     try:
@@ -146,6 +150,7 @@ def mysql_url(mysql_server: MySQLServer) -> Iterator[Any]:
     finally:
         conn.close()
     yield mysql_server.url(name)
+    _ensure_running(mysql_server)
     conn = mysql_server.connect()
     try:
         with conn.cursor() as cursor:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -26,28 +26,38 @@ def log(message: str) -> None:
     print(f"[services] {message}", file=sys.stderr, flush=True)
 
 
-# Daemons started by this process (e.g. MariaDB restarted by a fixture): kept so they can be
-# reaped, and so Popen does not warn that it was dropped while its process still runs.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-
 def spawn(argv: list[str], log_path: Path) -> int:
-    """Start a daemon in its own session (so Ctrl-C on pytest does not hit it); return its pid."""
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+    """Start a daemon in its own session (so Ctrl-C on pytest does not hit it); return its pid.
+
+    ``posix_spawn`` rather than ``Popen``: the daemon outlives this process by design, and a
+    dropped ``Popen`` of a running process warns (an error under ``-W error``).
+    """
+    executable = shutil.which(argv[0]) or argv[0]
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return os.posix_spawn(
+            executable,
+            argv,
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            ],
+            setsid=True,
         )
-    _CHILDREN[proc.pid] = proc
-    return proc.pid
+    finally:
+        os.close(log_fd)
 
 
 def alive(pid: int) -> bool:
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        if child.poll() is None:
-            return True
-        del _CHILDREN[pid]
-        return False
+    """True while ``pid`` runs; reaps it when it is our own exited child."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:  # not our child: started by `services start`
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -71,6 +71,8 @@ def launch_dockerd(base: Path) -> DockerState:
         f"--bridge={bridge}",
         "--iptables=false",
         "--ip-masq=false",
+        # Nothing a container sends may leave this host: no NAT and no routing off the bridge.
+        "--ip-forward=false",
         "--ip6tables=false" if _dockerd_knows("--ip6tables") else "--ipv6=false",
     ]
     pid = spawn(argv, base / "dockerd.log")
