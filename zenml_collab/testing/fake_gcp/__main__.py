@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 import threading
 
 from zenml_collab.testing.fake_gcp.fake import FakeGCP
@@ -20,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mysql-url", default=os.environ.get("COLLAB_TEST_MYSQL_URL"),
                         help="MySQL server behind the instances (default $COLLAB_TEST_MYSQL_URL)")
     args = parser.parse_args(argv)
+    # SIGTERM must unwind through `finally` so the key files and fake-gcs-server go away.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     fake = FakeGCP(port=args.port).start()
     fake.add_project(args.project, owner=args.owner)
     key_file = fake.add_member(args.owner)

@@ -52,6 +52,21 @@ class TokenError(Exception):
         self.body = {"error": error, "error_description": description}
 
 
+# RSA keys are slow to make (~0.1 s each) and nothing is learned from fresh ones, so every fake
+# in a process draws its members' keys from one pool: member n of any fake gets key n.
+_KEY_POOL: list[Any] = []
+_KEY_POOL_LOCK = threading.Lock()
+
+
+def _pooled_key(index: int) -> Any:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    with _KEY_POOL_LOCK:
+        while len(_KEY_POOL) <= index:
+            _KEY_POOL.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        return _KEY_POOL[index]
+
+
 def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
@@ -68,14 +83,14 @@ class Authority:
         self.issued = 0  # how many tokens the endpoint handed out (refreshes included)
 
     def add_member(self, email: str, kind: str = "serviceAccount") -> Member:
-        """Register ``email`` with a fresh RSA key (idempotent)."""
+        """Register ``email`` with its own RSA key and key id (idempotent)."""
         from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
 
         with self._lock:
             if email in self._members:
                 return self._members[email]
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            index = len(self._members)
+        key = _pooled_key(index)
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,

@@ -146,7 +146,16 @@ def test_iam_permissions(fake: FakeGCP, call: Call) -> Reply:
     return Reply(body={"permissions": held} if held else {})
 
 
+def get_project(fake: FakeGCP, call: Call) -> Reply:
+    """``projects.get``: an existing project (unknown ones were refused with 403 already)."""
+    project = _project_or_403(fake, call)
+    return Reply(body={"name": f"projects/{project.number}", "projectId": project.project_id,
+                       "state": "ACTIVE", "displayName": project.project_id,
+                       "parent": "organizations/0"})
+
+
 HANDLERS = {
+    "cloudresourcemanager.projects.get": get_project,
     "cloudresourcemanager.projects.getIamPolicy": get_iam_policy,
     "cloudresourcemanager.projects.setIamPolicy": set_iam_policy,
     "cloudresourcemanager.projects.testIamPermissions": test_iam_permissions,
@@ -154,12 +163,15 @@ HANDLERS = {
 
 # Project-level permission each non-storage method needs (None: any authenticated caller).
 METHOD_PERMISSIONS: dict[str, str | None] = {
+    "cloudresourcemanager.projects.get": "resourcemanager.projects.get",
     "cloudresourcemanager.projects.getIamPolicy": "resourcemanager.projects.getIamPolicy",
     "cloudresourcemanager.projects.setIamPolicy": "resourcemanager.projects.setIamPolicy",
     "cloudresourcemanager.projects.testIamPermissions": None,
     "serviceusage.services.get": "serviceusage.services.get",
     "serviceusage.services.enable": "serviceusage.services.enable",
     "serviceusage.services.disable": "serviceusage.services.disable",
+    "serviceusage.services.batchEnable": "serviceusage.services.enable",
+    "serviceusage.services.list": "serviceusage.services.list",
     "serviceusage.operations.get": None,
     "sql.instances.insert": "cloudsql.instances.create",
     "sql.instances.get": "cloudsql.instances.get",
@@ -175,6 +187,9 @@ METHOD_PERMISSIONS: dict[str, str | None] = {
     "sql.users.list": "cloudsql.users.list",
     "sql.users.get": "cloudsql.users.list",
     "sql.users.delete": "cloudsql.users.delete",
+    "sql.users.update": "cloudsql.users.update",
+    "sql.tiers.list": None,
+    "sql.flags.list": None,
     "sql.operations.get": "cloudsql.instances.get",
     "sql.operations.list": "cloudsql.instances.list",
     "sql.connect.get": "cloudsql.instances.get",

@@ -113,7 +113,9 @@ def _token(fake: FakeGCP, path: str, raw_body: bytes) -> Outcome:
     if fault is not None and fault.drop:
         return Outcome(0, drop=True)
     if fault is not None and fault.status:
-        return _json(fault.status, {"error": "temporarily_unavailable"})
+        # google-auth retries "temporarily_unavailable" itself; a 4xx is a refused grant.
+        error = "invalid_grant" if fault.status < 429 else "temporarily_unavailable"
+        return _json(fault.status, {"error": error, "error_description": "Injected fault."})
     try:
         return _json(200, fake.authority.grant(raw_body))
     except TokenError as exc:

@@ -62,7 +62,40 @@ def disable_service(fake: FakeGCP, call: Call) -> Reply:
     return _set(fake, call, False)
 
 
+def batch_enable(fake: FakeGCP, call: Call) -> Reply:
+    project = fake.world.find_project(call.params.get("v1Id1", ""))
+    if call.params.get("v1Id") != "projects" or project is None:
+        raise errors.caller_lacks_permission()
+    ids = (call.body or {}).get("serviceIds", [])
+    project.services.update(ids)
+    return Reply(body={
+        "name": f"operations/fake.{fake.world.next_id():06d}",
+        "done": True,
+        "response": {"@type": "type.googleapis.com/google.api.serviceusage.v1.BatchEnable"
+                              "ServicesResponse",
+                     "services": [service_json(project, s) for s in ids]},
+    })
+
+
+def list_services(fake: FakeGCP, call: Call) -> Reply:
+    project = fake.world.find_project(call.params.get("v1Id1", ""))
+    if call.params.get("v1Id") != "projects" or project is None:
+        raise errors.caller_lacks_permission()
+    wanted = (call.arg("filter") or "").removeprefix("state:") or None
+    items = [service_json(project, s) for s in sorted(set(SERVICE_TITLES) | project.services)]
+    items = [i for i in items if wanted in (None, i["state"])]
+    return Reply(body={"services": items} if items else {})
+
+
+def get_operation(fake: FakeGCP, call: Call) -> Reply:
+    """Every Service Usage operation of the fake finishes at once."""
+    return Reply(body={"name": f"operations/{call.params['operationsId']}", "done": True})
+
+
 HANDLERS = {
+    "serviceusage.services.batchEnable": batch_enable,
+    "serviceusage.services.list": list_services,
+    "serviceusage.operations.get": get_operation,
     "serviceusage.services.get": get_service,
     "serviceusage.services.enable": enable_service,
     "serviceusage.services.disable": disable_service,

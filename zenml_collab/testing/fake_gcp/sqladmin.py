@@ -12,7 +12,7 @@ import copy
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from zenml_collab.testing.fake_gcp import errors
+from zenml_collab.testing.fake_gcp import errors, sqladmin_catalog
 from zenml_collab.testing.fake_gcp.call import Call, Reply
 from zenml_collab.testing.fake_gcp.state import Instance, Operation, Project, SqlUser, now_rfc3339
 from zenml_collab.testing.fake_gcp.tls_front import CertGrant
@@ -101,6 +101,7 @@ def insert_instance(fake: FakeGCP, call: Call) -> Reply:
         raise errors.error(400, "Missing parameter: name.", "required")
     if name in project.instances:
         raise errors.sql_conflict("instance")
+    sqladmin_catalog.check_instance(body, creating=True)
     body.pop("state", None)
     inst = Instance(name=name, project=project.project_id,
                     region=body.get("region", "us-central1"),
@@ -125,6 +126,7 @@ def list_instances(fake: FakeGCP, call: Call) -> Reply:
 def patch_instance(fake: FakeGCP, call: Call) -> Reply:
     inst = _instance(fake, call, runnable=True)
     body = dict(call.body or {})
+    sqladmin_catalog.check_instance(body, creating=False)
     settings = body.pop("settings", None)
     for key in ("name", "project", "state", "connectionName", "region", "databaseVersion"):
         body.pop(key, None)
@@ -241,6 +243,26 @@ def delete_user(fake: FakeGCP, call: Call) -> Reply:
     return Reply(body=operation_json(fake, op, call.email))
 
 
+def update_user(fake: FakeGCP, call: Call) -> Reply:
+    """``users.update``: change a built-in user's password (``?name=&host=``)."""
+    inst = _instance(fake, call, runnable=True)
+    name, host = call.arg("name", ""), call.arg("host", "%")
+    user = inst.users.get((name or "", host or "%"))
+    if user is None:
+        raise errors.sql_not_found("user")
+    user.password = (call.body or {}).get("password", user.password)
+    op = _start_operation(fake, call, _project(fake, call), "UPDATE_USER", inst.name)
+    return Reply(body=operation_json(fake, op, call.email))
+
+
+def delete_database(fake: FakeGCP, call: Call) -> Reply:
+    inst = _instance(fake, call, runnable=True)
+    if inst.databases.pop(call.params["database"], None) is None:
+        raise errors.sql_not_found("database")
+    op = _start_operation(fake, call, _project(fake, call), "DELETE_DATABASE", inst.name)
+    return Reply(body=operation_json(fake, op, call.email))
+
+
 def connect_settings(fake: FakeGCP, call: Call) -> Reply:
     inst = _instance(fake, call)
     return Reply(body={
@@ -279,9 +301,12 @@ HANDLERS = {
     "sql.databases.insert": insert_database,
     "sql.databases.get": get_database,
     "sql.databases.list": list_databases,
+    "sql.databases.delete": delete_database,
+    "sql.users.update": update_user,
     "sql.users.insert": insert_user,
     "sql.users.list": list_users,
     "sql.users.delete": delete_user,
     "sql.connect.get": connect_settings,
     "sql.connect.generateEphemeralCert": generate_ephemeral_cert,
+    **sqladmin_catalog.HANDLERS,
 }
