@@ -30,11 +30,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "Show a pipeline's schema, statistics, anomalies or evaluation."),
     "db": ("zenml_collab.cli.repo_cmds:db", "Metadata store schema: status and upgrade."),
     "config": ("zenml_collab.cli.config_cmds:config", "Show, set and validate store settings."),
-    "bootstrap": ("zenml_collab.cli.gcp_cmds:bootstrap",
+    "bootstrap": ("zenml_collab.cli.bootstrap_cmd:bootstrap",
                   "Admin: provision the team's Cloud SQL, bucket and IAM."),
-    "join": ("zenml_collab.cli.gcp_cmds:join", "Connect this clone to the team's stores."),
-    "proxy": ("zenml_collab.cli.gcp_cmds:proxy", "Start, stop and inspect the Cloud SQL proxy."),
-    "doctor": ("zenml_collab.cli.gcp_cmds:doctor",
+    "join": ("zenml_collab.cli.join_cmd:join", "Connect this clone to the team's stores."),
+    "proxy": ("zenml_collab.cli.join_cmd:proxy", "Start, stop and inspect the Cloud SQL proxy."),
+    "doctor": ("zenml_collab.cli.doctor_cmd:doctor",
                "Diagnose permission and connectivity problems, with fixes."),
 }
 
