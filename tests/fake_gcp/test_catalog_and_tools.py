@@ -117,16 +117,20 @@ def test_module_cli_prints_environment_and_a_key_file() -> None:
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(7)]
+        exported = dict(line.removeprefix("export ").strip().split("=", 1)
+                        for line in lines if line.startswith("export "))
+        key_file = Path(exported["GOOGLE_APPLICATION_CREDENTIALS"])
+        key = json.loads(key_file.read_text())
+        mode = key_file.stat().st_mode & 0o777
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         if proc.stdout:
             proc.stdout.close()
-    exported = dict(line.removeprefix("export ").strip().split("=", 1)
-                    for line in lines if line.startswith("export "))
-    key = json.loads(Path(exported["GOOGLE_APPLICATION_CREDENTIALS"]).read_text())
     assert exported["COLLAB_SQLADMIN_ENDPOINT"].startswith("http://127.0.0.1:")
     assert key["token_uri"] == exported["STORAGE_EMULATOR_HOST"] + "/token"
+    assert mode == 0o600
+    assert not key_file.exists()  # SIGTERM cleaned up the private key
 
 
 def test_env_fixture_points_endpoints_at_the_fake(fake_gcp_env: FakeGCP) -> None:
