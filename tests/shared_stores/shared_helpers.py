@@ -1,0 +1,218 @@
+"""Helpers and fixtures of the shared-store tests: MariaDB + fake-gcs-server behind a proxy.
+
+A module of its own (not conftest.py) so test modules can import it by a unique name.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+@dataclass
+class Fault:
+    method: str
+    contains: str
+    status: int
+    times: int = 1
+    hits: int = 0
+
+
+@dataclass
+class GcsProxy:
+    """An HTTP proxy in front of fake-gcs-server that logs every request and injects faults."""
+
+    upstream: str
+    log: list[tuple[str, str, int, str]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    url: str = ""
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def inject(self, method: str, contains: str, status: int, times: int = 1) -> Fault:
+        fault = Fault(method, contains, status, times)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.hits < fault.times and fault.method == method and fault.contains in path:
+                    fault.hits += 1
+                    return fault
+        return None
+
+    def record(self, method: str, path: str, status: int, name: str = "") -> None:
+        with self._lock:
+            self.log.append((method, path, status, name))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.log.clear()
+            self.faults.clear()
+
+    def requests(self, *, since: int = 0) -> list[tuple[str, str, int, str]]:
+        """(method, path, status, object name from a JSON response) of each request."""
+        with self._lock:
+            return list(self.log[since:])
+
+    def start(self) -> str:
+        proxy = self
+        target = urllib.parse.urlsplit(self.upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep pytest output clean
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                fault = proxy.take_fault(self.command, self.path)
+                if fault is not None:
+                    payload = json.dumps({"error": {"code": fault.status,
+                                                    "message": "injected by the test proxy"}})
+                    self._reply(fault.status, [("Content-Type", "application/json")],
+                                payload.encode())
+                    proxy.record(self.command, self.path, fault.status)
+                    return
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                conn.close()
+                if "json" in (response.getheader("Content-Type") or ""):
+                    # Links in responses (mediaLink) must lead back through the proxy.
+                    data = data.replace(proxy.upstream.encode(), proxy.url.encode())
+                self._reply(response.status, [(k, v) for k, v in response.getheaders()
+                                              if k.lower() not in HOP_HEADERS], data)
+                proxy.record(self.command, self.path, response.status, _object_name(data))
+
+            def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
+                self.send_response(status)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def _object_name(data: bytes) -> str:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return ""
+    return str(value.get("name", "")) if isinstance(value, dict) else ""
+
+
+@pytest.fixture
+def gcs_proxy(gcs_endpoint: str, gcs_bucket: str, monkeypatch: pytest.MonkeyPatch
+              ) -> Iterator[GcsProxy]:
+    """A proxy in front of fake-gcs-server; ``STORAGE_EMULATOR_HOST`` points at it."""
+    proxy = GcsProxy(gcs_endpoint)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.start())
+    monkeypatch.setenv("COLLAB_GCS_RETRY_TIMEOUT", "20")
+    yield proxy
+    proxy.stop()
+
+
+def list_objects(endpoint: str, bucket: str) -> list[dict[str, Any]]:
+    """Every object in ``bucket``, read directly from fake-gcs-server."""
+    items: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        query = "?maxResults=1000" + (f"&pageToken={token}" if token else "")
+        with urllib.request.urlopen(f"{endpoint}/storage/v1/b/{bucket}/o{query}",
+                                    timeout=30) as response:
+            page = json.loads(response.read() or b"{}")
+        items.extend(page.get("items", []))
+        token = page.get("nextPageToken", "")
+        if not token:
+            return items
+
+
+def overwrite_object(endpoint: str, bucket: str, name: str, data: bytes) -> None:
+    """Replace an object behind the store's back (plain upload, no precondition)."""
+    query = urllib.parse.urlencode({"uploadType": "media", "name": name})
+    request = urllib.request.Request(f"{endpoint}/upload/storage/v1/b/{bucket}/o?{query}",
+                                     data=data, method="POST")
+    request.add_header("Content-Type", "application/octet-stream")
+    urllib.request.urlopen(request, timeout=30).close()
+
+
+@dataclass(frozen=True)
+class MysqlLogin:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+
+@pytest.fixture
+def mysql_login(mysql_url: Any) -> MysqlLogin:
+    """The fresh test database as the pieces `collab config metadata set mysql` takes."""
+    return MysqlLogin(mysql_url.host, mysql_url.port, mysql_url.username, mysql_url.password,
+                      mysql_url.database)
+
+
+def run(args: list[str], cwd: Path, *, input: str | None = None,
+        env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, input=input,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def collab(cwd: Path, *args: str, input: str | None = None,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real `collab` entry point in a fresh process."""
+    return run([sys.executable, "-c", "from zenml_collab.cli.main import main; main()", *args],
+               cwd, input=input, env=env)
+
+
+def configure_mysql(cwd: Path, login: MysqlLogin, *extra: str,
+                    env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return collab(cwd, "config", "metadata", "set", "mysql", "--host", login.host,
+                  "--port", str(login.port), "--username", login.user,
+                  "--database", login.database, "--password-stdin", *extra,
+                  input=login.password + "\n", env=env)
+
+
+@pytest.fixture
+def steps_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make tests/shared_stores/shared_store_steps.py importable here and in child processes."""
+    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p))
