@@ -162,3 +162,46 @@ def test_injected_errors_and_dropped_connections_hit_only_matching_calls(
     statuses = [(r.method_id, r.status) for r in gcp.requests if r.member]
     assert statuses == [("sql.instances.list", 503), ("sql.instances.list", 200),
                         ("sql.instances.get", 0), ("sql.instances.get", 404)]
+
+
+def test_authorized_user_credentials_refresh_through_the_fake(
+    gcp: FakeGCP, discovery_client: Callable[..., Any]
+) -> None:
+    from google.auth.transport.requests import Request
+    from google.oauth2 import credentials as user_credentials
+
+    key_file = gcp.add_member("dev@example.com", roles=["roles/viewer"], project=PROJECT,
+                              kind="user")
+    # google-auth ignores token_uri in authorized-user files (always Google's); point it back.
+    creds = user_credentials.Credentials.from_authorized_user_file(str(key_file))
+    creds = creds.with_token_uri(gcp.token_uri)
+    creds.refresh(Request())
+    gcp.requests.clear()
+    from googleapiclient.discovery import build
+
+    sql = build("sqladmin", "v1", credentials=creds, static_discovery=True,
+                client_options={"api_endpoint": f"{gcp.url}/"})
+    sql.instances().list(project=PROJECT).execute()
+    sql.close()
+    assert [(r.member, r.status) for r in gcp.requests] == [("dev@example.com", 200)]
+
+
+def test_minted_token_works_as_plain_oauth_credentials(gcp: FakeGCP) -> None:
+    from google.auth.transport.requests import AuthorizedSession
+    from google.oauth2 import credentials as user_credentials
+
+    gcp.grant(PROJECT, "roles/viewer", "user:tester@example.com")
+    creds = user_credentials.Credentials(token=gcp.token_for("tester@example.com"))
+    session = AuthorizedSession(creds)
+    answer = session.get(f"{gcp.url}/v1/projects/{PROJECT}/instances")
+    session.close()
+    assert answer.status_code == 200
+
+
+def test_latency_fault_delays_but_does_not_fail_the_call(
+    gcp: FakeGCP, sqladmin_for: Callable[..., Any]
+) -> None:
+    fault = gcp.inject("sql.instances.list", status=None, latency=0.05)
+    listing = sqladmin_for().instances().list(project=PROJECT).execute()
+    assert listing["kind"] == "sql#instancesList"
+    assert fault.hits == 1

@@ -8,7 +8,8 @@
       ``COLLAB_SERVICEUSAGE_ENDPOINT``, ``STORAGE_EMULATOR_HOST``, ``NO_GCE_CHECK``).
     - ``add_project(project_id, owner=email)``, ``grant(project, role, member)``.
     - ``add_member(email, roles=[...], project=...) -> Path``: service-account key file (mode
-      0600) whose ``token_uri`` is the fake; ``kind="user"`` writes an authorized-user file.
+      0600) whose ``token_uri`` is the fake; ``kind="user"`` writes an authorized-user file
+      (google-auth ignores ``token_uri`` there: use ``.with_token_uri(fake_gcp.token_uri)``).
     - ``token_for(email)``: a bearer token for ``google.oauth2.credentials.Credentials(token=)``.
     - ``requests``: the log (``method, path, status, member, method_id, mutating``);
       ``mutating_requests()``.
