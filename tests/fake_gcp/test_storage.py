@@ -120,3 +120,17 @@ def test_bucket_created_by_helper_has_project_default_policy(gcp: FakeGCP) -> No
     meta = gcp.storage.create_bucket("helper-bucket", PROJECT)
     assert meta.policy.bindings["roles/storage.legacyBucketOwner"] == [
         f"projectEditor:{PROJECT}", f"projectOwner:{PROJECT}"]
+
+
+def test_storage_emulator_host_env_reaches_the_fake_with_the_members_token(
+    fake_gcp_env: FakeGCP, gcp: FakeGCP, credentials_for: Callable[..., Any]
+) -> None:
+    from google.cloud import storage
+
+    gcp.storage.create_bucket(BUCKET, PROJECT)
+    client = storage.Client(project=PROJECT, credentials=credentials_for(MEMBER))
+    with pytest.raises(core_exceptions.Forbidden):
+        client.bucket(BUCKET).blob("x").upload_from_string(b"x")
+    client.close()
+    [upload] = [r for r in gcp.requests if r.method_id == "storage.objects.insert"]
+    assert (upload.member, upload.status) == (MEMBER, 403)
