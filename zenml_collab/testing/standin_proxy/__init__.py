@@ -87,6 +87,8 @@ echo "[$conn] Listening on $addr:$port"
 if [ "$health" = 1 ]; then
   mkdir -p /tmp/standin-www
   for page in readiness liveness startup; do echo ok > "/tmp/standin-www/$page"; done
+  # static busybox cannot resolve names; the real proxy's default is "localhost"
+  [ "$http_addr" = localhost ] && http_addr=127.0.0.1
   httpd -f -p "$http_addr:$http_port" -h /tmp/standin-www &
   pids="$pids $!"
 fi
