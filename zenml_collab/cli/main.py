@@ -79,7 +79,7 @@ def _show_warning(message: Any, category: type[Warning], *_: Any, **__: Any) -> 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    warnings.showwarning = _show_warning  # type: ignore[assignment]
+    warnings.showwarning = _show_warning
     try:
         cli.main(args=argv, prog_name="collab", standalone_mode=False)
     except CollabError as exc:
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("\ninterrupted; re-run the same command to resume", err=True)
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - the one place unexpected errors are reported
+    except Exception as exc:
         if os.environ.get("COLLAB_DEBUG"):
             raise
         click.secho(f"error: internal error: {type(exc).__name__}: {exc}", fg="red", err=True)

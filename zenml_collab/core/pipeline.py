@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from zenml_collab.core.hashing import canonical_json
-from zenml_collab.core.pipeline_config import STEP_NAME, PipelineConfig, StepConfig
+from zenml_collab.core.pipeline_config import STEP_NAME, CreatedInfo, PipelineConfig, StepConfig
 from zenml_collab.core.step import BaseStep, Step, StepImpl, check_params, resolve_impl
 from zenml_collab.errors import ImmutablePipelineError, PipelineError
 
@@ -180,7 +180,8 @@ class Pipeline:
 
     def to_config(self) -> PipelineConfig:
         return PipelineConfig(name=self.name, kind=self.KIND,  # type: ignore[arg-type]
-                              steps=[n.to_config() for n in self.steps], created=self._created)
+                              steps=[n.to_config() for n in self.steps],
+                              created=CreatedInfo(**self._created) if self._created else None)
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> Pipeline:
@@ -237,7 +238,7 @@ def _check_signature(step_obj: Any, step_name: str, inputs: set[str], params: se
     func = step_obj.func if isinstance(step_obj, Step) else None
     if func is None:
         klass = step_obj if isinstance(step_obj, type) else type(step_obj)
-        func = klass.run
+        func = getattr(klass, "run")  # noqa: B009 - a class, not an instance
         params = set()  # class parameters go to the constructor
     sig = inspect.signature(func)
     names = [n for n in sig.parameters if n != "self"]

@@ -108,8 +108,9 @@ class Repository:
         self._importable()
         git = git_info(self.root)
         if git.dirty:
+            sha = git.sha[:10] if git.sha else "?"
             warnings.warn(
-                f"running {pipeline.name!r} with uncommitted changes: git SHA {git.sha[:10] if git.sha else '?'} "
+                f"running {pipeline.name!r} with uncommitted changes: git SHA {sha} "
                 "does not pin this code (step code hashes are still recorded); commit first to "
                 "make the run reproducible by your team", DirtyTreeWarning, stacklevel=3)
         config = pipeline.to_config()

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from zenml_collab.core import cache
-from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore, load_artifact, save_artifact
+from zenml_collab.core.artifacts.base import (
+    ArtifactRef,
+    ArtifactStore,
+    load_artifact,
+    save_artifact,
+)
 from zenml_collab.core.environment import Environment
 from zenml_collab.core.git import GitInfo
 from zenml_collab.core.metadata.store import MetadataStore, StepRunRecord, utcnow

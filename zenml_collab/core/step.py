@@ -117,8 +117,8 @@ class BaseStep:
         check_params(type(self).__name__, params)
         self.params: dict[str, Any] = dict(params)
 
-    def run(self, **inputs: Any) -> Any:
-        raise NotImplementedError
+    def run(self, *args: Any, **inputs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define run(self, <inputs>)")
 
     def fingerprint(self) -> str | None:
         """Override to hash external data the step reads (part of the cache key)."""
@@ -130,10 +130,15 @@ class BaseStep:
 
     @classmethod
     def impl(cls) -> StepImpl:
-        return _class_impl(cls)
+        impl = _CLASS_IMPLS.get(cls)
+        if impl is None:
+            impl = _CLASS_IMPLS[cls] = _class_impl(cls)
+        return impl
 
 
-@functools.lru_cache(maxsize=None)
+_CLASS_IMPLS: dict[type[BaseStep], StepImpl] = {}  # source hashing once per class and process
+
+
 def _class_impl(cls: type[BaseStep]) -> StepImpl:
     own = [k for k in cls.__mro__ if k not in (BaseStep, object)]
     code_hash = hashlib.sha256(

@@ -19,8 +19,10 @@ from zenml_collab.errors import MaterializerError
 
 
 class Materializer(Protocol):
-    name: str
-    version: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> int: ...
 
     def can_handle(self, value: Any) -> bool: ...
     def save(self, value: Any, directory: Path) -> list[str]: ...
@@ -166,7 +168,7 @@ class PickleMaterializer:
         import pickle
 
         with open(directory / "value.pkl", "rb") as fh:
-            return pickle.load(fh)  # noqa: S301 - only for steps that opted in
+            return pickle.load(fh)
 
 
 _SAFE: tuple[Materializer, ...] = (

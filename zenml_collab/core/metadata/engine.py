@@ -73,7 +73,8 @@ def _cloudsql_engine(cfg: MetadataConfig) -> Any:
 
     import sqlalchemy as sa
 
-    if not cfg.instance or not cfg.database or not cfg.username:
+    instance = cfg.instance
+    if not instance or not cfg.database or not cfg.username:
         raise ConfigError(
             "the cloudsql metadata store needs instance, database and username",
             "run `collab join --connector python`, or `collab config metadata set cloudsql "
@@ -91,7 +92,7 @@ def _cloudsql_engine(cfg: MetadataConfig) -> Any:
 
     def creator() -> Any:
         return connector.connect(
-            cfg.instance, "pymysql", user=cfg.username, db=cfg.database,
+            instance, "pymysql", user=cfg.username, db=cfg.database,
             enable_iam_auth=iam, **({} if iam else {"password": password}),
         )
 
