@@ -216,3 +216,26 @@ def steps_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(HERE))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p))
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def git_repo(path: Path, user: str = "member") -> Path:
+    """A fresh git repository (not yet a collab repository) at ``path``."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "--initial-branch=main")
+    git(path, "config", "user.name", user)
+    git(path, "config", "user.email", f"{user}@example.com")
+    return path
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """The bytes of the two config files (absent files map to b"<absent>")."""
+    out = {}
+    for rel in ("collab.yaml", ".collab/local.yaml"):
+        path = root / rel
+        out[rel] = path.read_bytes() if path.exists() else b"<absent>"
+    return out
