@@ -141,3 +141,38 @@ def test_connector_without_connect_permission_surfaces_googles_refusal(
     assert refused.value.status == 403
     assert refused.value.message == "The client is not authorized to make this request."
     assert gcp.tls_front.connections == 0
+
+
+def test_stopping_the_fake_drops_what_it_created_on_mysql(names: dict[str, str]) -> None:
+    import pymysql
+
+    url = os.environ["COLLAB_TEST_MYSQL_URL"]
+    parts = urlsplit(url)
+    with FakeGCP() as fake:
+        fake.attach_mysql(url)
+        fake.operation_polls["CREATE"] = 0
+        fake.add_project(PROJECT, owner="root@proj-a.iam.gserviceaccount.com")
+        session_token = fake.token_for("root@proj-a.iam.gserviceaccount.com")
+        import requests
+
+        headers = {"Authorization": f"Bearer {session_token}"}
+        base = f"{fake.url}/v1/projects/{PROJECT}/instances"
+        requests.post(base, json={"name": "main"}, headers=headers, timeout=10)
+        requests.post(f"{base}/main/databases", json={"name": names["db"]}, headers=headers,
+                      timeout=10)
+        requests.post(f"{base}/main/users", json={"name": names["user"], "password": "p"},
+                      headers=headers, timeout=10)
+        conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
+                               user=unquote(parts.username or "root"),
+                               password=unquote(parts.password or ""))
+        with conn.cursor() as cur:
+            during = cur.execute("SHOW DATABASES LIKE %s", (names["db"],))
+        conn.close()
+    conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
+                           user=unquote(parts.username or "root"),
+                           password=unquote(parts.password or ""))
+    with conn.cursor() as cur:
+        after = cur.execute("SHOW DATABASES LIKE %s", (names["db"],))
+        users = cur.execute("SELECT 1 FROM mysql.user WHERE User = %s", (names["user"],))
+    conn.close()
+    assert (during, after, users) == (1, 0, 0)

@@ -151,17 +151,23 @@ def test_unknown_request_field_is_refused_and_recorded(
 
 
 def test_injected_errors_and_dropped_connections_hit_only_matching_calls(
-    gcp: FakeGCP, sqladmin_for: Callable[..., Any]
+    gcp: FakeGCP, credentials_for: Callable[..., Any]
 ) -> None:
-    sql = sqladmin_for()
+    import requests
+    from google.auth.transport.requests import AuthorizedSession
+
+    session = AuthorizedSession(credentials_for())
+    instances = f"{gcp.url}/v1/projects/{PROJECT}/instances"
     gcp.inject("sql.instances.list", status=503, times=1)
     gcp.inject("GET /v1/projects/*/instances/missing", drop=True)
-    assert sql.instances().list(project=PROJECT).execute(num_retries=1)["kind"]
-    with pytest.raises(HttpError):  # httplib2 retries the dropped call once: then 404
-        sql.instances().get(project=PROJECT, instance="missing").execute()
-    statuses = [(r.method_id, r.status) for r in gcp.requests if r.member]
-    assert statuses == [("sql.instances.list", 503), ("sql.instances.list", 200),
-                        ("sql.instances.get", 0), ("sql.instances.get", 404)]
+    first, second = session.get(instances), session.get(instances)
+    with pytest.raises(requests.ConnectionError):
+        session.get(f"{instances}/missing")
+    session.close()
+    assert (first.status_code, first.json()["error"]["status"]) == (503, "UNAVAILABLE")
+    assert second.status_code == 200
+    assert [(r.method_id, r.status) for r in gcp.requests if r.member] == [
+        ("sql.instances.list", 503), ("sql.instances.list", 200), ("sql.instances.get", 0)]
 
 
 def test_authorized_user_credentials_refresh_through_the_fake(

@@ -62,6 +62,8 @@ class FakeGCP:
         self._storage: StorageProxy | None = None
         self._http: Any = None
         self._log_lock = threading.Lock()
+        self._storage_lock = threading.Lock()
+        self._mirrored: list[tuple[str, str]] = []  # ("database" | "user", name) we created
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> FakeGCP:
@@ -80,6 +82,7 @@ class FakeGCP:
         if self._storage is not None:
             self._storage.stop()
             self._storage = None
+        self._drop_mirrored()
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -244,24 +247,75 @@ class FakeGCP:
                      if u.type in {"CLOUD_IAM_USER", "CLOUD_IAM_SERVICE_ACCOUNT"}}
         return None if db_user == expected and expected in known else refused
 
-    def mirror_sql(self, inst: Instance, kind: str, name: str, user: SqlUser | None = None) -> None:
-        """Create a database or user made through the API on the attached MySQL server."""
+    def mirror_sql(self, inst: Instance, kind: str, name: str, user: SqlUser | None = None,
+                   *, drop: bool = False) -> None:
+        """Apply a database/user change made through the API to the attached MySQL server.
+
+        What the mirror creates it records, and :meth:`stop` drops it again, so fakes sharing
+        one MariaDB leave nothing behind; objects that already existed are never dropped.
+        """
         if self.mysql is None:
             return
+        if "`" in name or "'" in name:
+            from zenml_collab.testing.fake_gcp import errors
+
+            raise errors.error(400, f"Invalid request: invalid name ({name}).", "invalid")
         import pymysql
 
         conn = pymysql.connect(**self.mysql, autocommit=True)
         try:
             with conn.cursor() as cur:
                 if kind == "database":
-                    cur.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
-                elif user is not None and user.type == "BUILT_IN":
-                    cur.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s",
-                                (name, user.password or ""))
-                    cur.execute(f"GRANT ALL ON *.* TO `{name}`@'%'")
+                    self._mirror_database(cur, name, drop)
                 elif user is not None:
-                    # IAM users log in without a password; the TLS front checked the token.
-                    cur.execute("CREATE USER IF NOT EXISTS %s@'%%'", (name.split("@")[0],))
+                    self._mirror_user(cur, user, drop)
+        finally:
+            conn.close()
+
+    def _mirror_database(self, cur: Any, name: str, drop: bool) -> None:
+        if drop:
+            if ("database", name) in self._mirrored:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+                self._mirrored.remove(("database", name))
+            return
+        if not cur.execute("SHOW DATABASES LIKE %s", (name,)):
+            cur.execute(f"CREATE DATABASE `{name}`")
+            self._mirrored.append(("database", name))
+
+    def _mirror_user(self, cur: Any, user: SqlUser, drop: bool) -> None:
+        # IAM users log in without a password (the TLS front checked the token), under the
+        # email's local part as Cloud SQL for MySQL names them.
+        iam_user = user.type != "BUILT_IN"
+        login = user.name.split("@")[0] if iam_user else user.name
+        exists = cur.execute("SELECT 1 FROM mysql.user WHERE User = %s AND Host = '%%'", (login,))
+        if drop:
+            if ("user", login) in self._mirrored:
+                cur.execute("DROP USER IF EXISTS %s@'%%'", (login,))
+                self._mirrored.remove(("user", login))
+        elif exists and not iam_user:
+            cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (login, user.password or ""))
+        elif not exists:
+            if iam_user:
+                cur.execute("CREATE USER %s@'%%'", (login,))
+            else:
+                cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (login, user.password or ""))
+                cur.execute(f"GRANT ALL ON *.* TO `{login}`@'%'")
+            self._mirrored.append(("user", login))
+
+    def _drop_mirrored(self) -> None:
+        if self.mysql is None or not self._mirrored:
+            return
+        import pymysql
+
+        conn = pymysql.connect(**self.mysql, autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                for kind, name in reversed(self._mirrored):
+                    if kind == "database":
+                        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+                    else:
+                        cur.execute("DROP USER IF EXISTS %s@'%%'", (name,))
+            self._mirrored.clear()
         finally:
             conn.close()
 
@@ -269,8 +323,9 @@ class FakeGCP:
     @property
     def storage(self) -> StorageProxy:
         """The storage front (starts fake-gcs-server on first use)."""
-        if self._storage is None:
-            from zenml_collab.testing.fake_gcp.storage_proxy import StorageProxy
+        with self._storage_lock:
+            if self._storage is None:
+                from zenml_collab.testing.fake_gcp.storage_proxy import StorageProxy
 
-            self._storage = StorageProxy(self)
-        return self._storage
+                self._storage = StorageProxy(self)
+            return self._storage

@@ -238,7 +238,7 @@ def delete_user(fake: FakeGCP, call: Call) -> Reply:
     key = next((k for k in inst.users if k[0] == name and (not host or k[1] == host)), None)
     if key is None:
         raise errors.sql_not_found("user")
-    del inst.users[key]
+    fake.mirror_sql(inst, "user", key[0], inst.users.pop(key), drop=True)
     op = _start_operation(fake, call, _project(fake, call), "DELETE_USER", inst.name)
     return Reply(body=operation_json(fake, op, call.email))
 
@@ -251,6 +251,7 @@ def update_user(fake: FakeGCP, call: Call) -> Reply:
     if user is None:
         raise errors.sql_not_found("user")
     user.password = (call.body or {}).get("password", user.password)
+    fake.mirror_sql(inst, "user", user.name, user)
     op = _start_operation(fake, call, _project(fake, call), "UPDATE_USER", inst.name)
     return Reply(body=operation_json(fake, op, call.email))
 
@@ -259,6 +260,7 @@ def delete_database(fake: FakeGCP, call: Call) -> Reply:
     inst = _instance(fake, call, runnable=True)
     if inst.databases.pop(call.params["database"], None) is None:
         raise errors.sql_not_found("database")
+    fake.mirror_sql(inst, "database", call.params["database"], drop=True)
     op = _start_operation(fake, call, _project(fake, call), "DELETE_DATABASE", inst.name)
     return Reply(body=operation_json(fake, op, call.email))
 
