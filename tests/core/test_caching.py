@@ -250,3 +250,18 @@ def test_collab_quickstart_shows_cached_steps(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "cached" in result.stdout
     shutil.rmtree(tmp_path / "qs")
+
+
+def test_collab_run_imports_steps_from_the_repository_root(tmp_repo):
+    tmp_repo.gen({"rootsteps.py": "from zenml_collab import step\n\n@step\n"
+                                  "def hello() -> str:\n    return 'hi'\n"})
+    made = tmp_repo.python("from zenml_collab import Pipeline\nimport rootsteps\n"
+                           "p = Pipeline('rooted')\np.add(rootsteps.hello)\np.run()\n")
+    assert made.returncode == 0, made.stderr
+    sub = tmp_repo.root / "pipelines"
+    result = subprocess.run([sys.executable, "-c", "from zenml_collab.cli.main import main; main()",
+                             "run", "rooted.yaml"], cwd=sub, capture_output=True, text=True,
+                            env={k: v for k, v in __import__("os").environ.items()
+                                 if k != "PYTHONPATH"})
+    assert result.returncode == 0, result.stderr
+    assert "1 cached" in result.stdout

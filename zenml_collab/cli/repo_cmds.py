@@ -29,11 +29,10 @@ def init(directory: Path) -> None:
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 def run(config: Path) -> None:
     """Re-run the pipeline described by CONFIG (a pipelines/*.yaml file)."""
-    from zenml_collab.core.pipeline import Pipeline
     from zenml_collab.core.repository import Repository
 
     repo = Repository(config.parent if config.parent.exists() else None)
-    pipeline = Pipeline.from_config(repo.load_pipeline_config(config.resolve()))
+    pipeline = repo.pipeline_from_config(config.resolve())
     result = repo.run_pipeline(pipeline, on_step=lambda s: console.print(
         f"  {s.name}: {styled(s.status)} ({s.reason})"))
     console.print(result.summary())

@@ -163,6 +163,13 @@ class Repository:
                                         f"known pipelines: {known} (`collab pipelines list`)")
         return PipelineConfig.model_validate_json(record.config_json)
 
+    def pipeline_from_config(self, name_or_path: str | Path) -> Pipeline:
+        """Rebuild a pipeline (editable) from its config file or its recorded definition."""
+        from zenml_collab.core.pipeline import Pipeline
+
+        self._importable()
+        return Pipeline.from_config(self.load_pipeline_config(name_or_path))
+
     def get_pipeline_by_name(self, name: str) -> Pipeline:
         """The pipeline ``name``, immutable, with its latest successful run attached."""
         from zenml_collab.core.pipeline import Pipeline
