@@ -62,9 +62,7 @@ def test_mysql_url_hides_the_password_when_printed(mysql_url: Any) -> None:
 
 @pytest.mark.mysql
 @pytest.mark.slow
-def test_restart_keeps_data_and_serves_new_connections(
-    mysql_server: MySQLServer, mysql_url: Any
-) -> None:
+def test_restart_keeps_data_and_serves_new_connections(mysql_server: MySQLServer, mysql_url: Any) -> None:
     import pymysql
 
     database = mysql_url.database

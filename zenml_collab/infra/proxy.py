@@ -74,11 +74,7 @@ def container_name(repo_root: Path) -> str:
 
 def resolve_proxy_image(configured: str | None = None) -> str:
     """The image to run: ``$COLLAB_PROXY_IMAGE``, else ``configured``, else the pinned default."""
-    return (
-        os.environ.get(PROXY_IMAGE_ENV)
-        or configured
-        or f"{DEFAULT_PROXY_IMAGE}:{DEFAULT_PROXY_VERSION}"
-    )
+    return os.environ.get(PROXY_IMAGE_ENV) or configured or f"{DEFAULT_PROXY_IMAGE}:{DEFAULT_PROXY_VERSION}"
 
 
 def find_free_port() -> int:
@@ -176,9 +172,7 @@ def proxy_status(client: Any, *, repo_root: Path) -> ProxyStatus:
     """The state of this repository's proxy (``state="absent"`` when there is none)."""
     name = container_name(repo_root)
     container = _find(client, name)
-    return (
-        ProxyStatus(name=name, state="absent") if container is None else _status_of(container, name)
-    )
+    return ProxyStatus(name=name, state="absent") if container is None else _status_of(container, name)
 
 
 def proxy_logs(client: Any, *, repo_root: Path, tail: int = 200) -> str:
@@ -221,8 +215,7 @@ def _check_inputs(connection_name: str, credentials_file: Path) -> Path:
     if not credentials.is_file():
         raise CredentialsError(
             f"credentials file {credentials} does not exist",
-            "run `gcloud auth application-default login`, or point the proxy at a "
-            "service-account key file",
+            "run `gcloud auth application-default login`, or point the proxy at a service-account key file",
         )
     return credentials
 
@@ -237,8 +230,7 @@ def _ensure_image(client: Any, image: str, pull: bool) -> None:
         if not pull:
             raise ConfigError(
                 f"the Cloud SQL Auth Proxy image {image} is not available to docker",
-                f"pull it with `docker pull {image}`, or set {PROXY_IMAGE_ENV} to an image "
-                "you have",
+                f"pull it with `docker pull {image}`, or set {PROXY_IMAGE_ENV} to an image you have",
             ) from None
     try:
         client.images.pull(image)
@@ -354,9 +346,7 @@ def _other_free_port(avoid: int) -> int:
             return port
 
 
-def _wait_ready(
-    container: Any, name: str, timeout: float, *, remove_on_failure: bool
-) -> ProxyStatus:
+def _wait_ready(container: Any, name: str, timeout: float, *, remove_on_failure: bool) -> ProxyStatus:
     """Poll ``/readiness`` (docker accepts TCP on a published port before the proxy listens)."""
     deadline = time.monotonic() + timeout
     status = _status_of(container, name)

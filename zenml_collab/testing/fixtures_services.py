@@ -156,8 +156,7 @@ def mysql_url(mysql_server: MySQLServer) -> Iterator[Any]:
         with conn.cursor() as cursor:
             # A connection the test leaked would make DROP DATABASE wait on its metadata lock.
             cursor.execute(
-                "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> "
-                "CONNECTION_ID()",
+                "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
                 (name,),
             )
             for (session_id,) in cursor.fetchall():
