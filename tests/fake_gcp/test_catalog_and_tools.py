@@ -137,3 +137,11 @@ def test_env_fixture_points_endpoints_at_the_fake(fake_gcp_env: FakeGCP) -> None
     assert os.environ["COLLAB_SQLADMIN_ENDPOINT"] == f"{fake_gcp_env.url}/"
     assert os.environ["STORAGE_EMULATOR_HOST"] == fake_gcp_env.url
     assert "GOOGLE_APPLICATION_CREDENTIALS" not in os.environ
+
+
+def test_public_api_is_pinned() -> None:
+    import zenml_collab.testing.fake_gcp as package
+    import zenml_collab.testing.fixtures_gcp as fixtures
+
+    assert package.__all__ == ["FakeGCP", "LoggedRequest"]
+    assert fixtures.__all__ == ["fake_gcp", "fake_gcp_env", "fake_gcp_mysql"]
