@@ -26,6 +26,8 @@ def names() -> Iterator[dict[str, str]]:
     """Unique database / user names on the shared MariaDB, dropped afterwards."""
     import pymysql
 
+    if not os.environ.get("COLLAB_TEST_MYSQL_URL"):
+        pytest.skip("COLLAB_TEST_MYSQL_URL is not set (run under scripts/test for MariaDB)")
     suffix = uuid.uuid4().hex[:8]
     made = {"db": f"collab_{suffix}", "user": f"u_{suffix}", "sa": f"sa-{suffix}"}
     yield made
