@@ -135,7 +135,7 @@ def test_a_password_in_the_team_config_is_refused(tmp_repo):
 
 
 def test_init_ignores_the_local_dir_and_is_idempotent(tmp_path):
-    from conftest import TmpRepo, make_git_repo
+    from zenml_collab.testing.repos import TmpRepo, make_git_repo
 
     make_git_repo(tmp_path / "r")
     cli = TmpRepo(tmp_path / "r")
@@ -152,7 +152,7 @@ def test_init_ignores_the_local_dir_and_is_idempotent(tmp_path):
 
 
 def test_init_outside_git_says_to_git_init(tmp_path):
-    from conftest import TmpRepo
+    from zenml_collab.testing.repos import TmpRepo
 
     (tmp_path / "plain").mkdir()
     result = TmpRepo(tmp_path / "plain").collab("init")
@@ -161,7 +161,7 @@ def test_init_outside_git_says_to_git_init(tmp_path):
 
 
 def test_commands_outside_a_repository_say_to_init(tmp_path):
-    from conftest import TmpRepo
+    from zenml_collab.testing.repos import TmpRepo
 
     (tmp_path / "nowhere").mkdir()
     result = TmpRepo(tmp_path / "nowhere").collab("runs", "list")

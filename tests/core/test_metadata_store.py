@@ -69,7 +69,7 @@ def test_an_old_schema_is_refused_with_the_upgrade_command_and_upgrade_fixes_it(
     root = make_repo_at_revision(tmp_path, "0001")
     with pytest.raises(SchemaOutOfDateError, match="run `collab db upgrade`"):
         Repository(root).metadata  # noqa: B018 - opening is the action under test
-    from conftest import TmpRepo
+    from zenml_collab.testing.repos import TmpRepo
 
     cli = TmpRepo(root)
     refused = cli.collab("runs", "list")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from conftest import make_git_repo
+from zenml_collab.testing.repos import make_git_repo
 
 
 def make_repo_at_revision(tmp_path: Path, revision: str) -> Path:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, make_git_repo
 from zenml_collab import Repository
 from zenml_collab.config import ArtifactsConfig, MetadataConfig, TeamConfig, write_team_config
+from zenml_collab.testing.repos import git, make_git_repo
 
 EXAMPLES = resources.files("zenml_collab.examples")
 DATA = resources.files("zenml_collab.data") / "diabetes.csv"
