@@ -1,0 +1,107 @@
+"""Pipelines on MySQL + GCS: bounded cost per cached step, faults survived, no duplicates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import shared_store_steps as steps
+import sqlalchemy as sa
+from shared_helpers import GcsProxy, MysqlLogin, git_repo
+
+from zenml_collab import Repository
+from zenml_collab.actions.config import metadata_values, set_artifacts, set_metadata
+from zenml_collab.testing.fixtures_services import MySQLServer
+
+
+def shared_repo(root: Path, login: MysqlLogin | None, artifacts: str | None) -> Repository:
+    """A repository configured like `collab config ... set` does (in this process)."""
+    git_repo(root)
+    if login is None:
+        set_metadata(root, metadata_values("sqlite"))
+    else:
+        set_metadata(root, metadata_values("mysql", host=login.host, port=login.port,
+                                           username=login.user, database=login.database),
+                     password=login.password)
+    if artifacts:
+        set_artifacts(root, artifacts)
+    return Repository(root)
+
+
+def count_statements(engine: sa.Engine, action: Any) -> list[str]:
+    seen: list[str] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement.split(None, 1)[0].upper())
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        action()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    return seen
+
+
+def cached_run_statements(repo: Repository, length: int) -> int:
+    steps.chain(f"chain{length}", length).run(repo)
+    run = None
+
+    def again() -> None:
+        nonlocal run
+        run = steps.chain(f"chain{length}", length).run(repo)
+
+    counted = count_statements(repo.metadata.engine, again)
+    assert run is not None and set(run.statuses.values()) == {"cached"}
+    return len(counted)
+
+
+@pytest.mark.mysql
+@pytest.mark.gcs
+def test_a_cached_step_costs_the_same_statements_on_mysql_as_on_sqlite_and_one_gcs_request(
+        tmp_path: Path, mysql_login: MysqlLogin, gcs_proxy: GcsProxy, gcs_bucket: str,
+        steps_on_path: None) -> None:
+    lite = shared_repo(tmp_path / "lite", None, None)
+    shared = shared_repo(tmp_path / "shared", mysql_login, f"gs://{gcs_bucket}/team")
+    counts = {name: [cached_run_statements(repo, n) for n in (3, 6)]
+              for name, repo in (("sqlite", lite), ("mysql", shared))}
+    assert counts["mysql"] == counts["sqlite"]
+    per_step = (counts["mysql"][1] - counts["mysql"][0]) / 3
+    assert per_step == 2  # one cache lookup, one step-run insert
+
+    before = len(gcs_proxy.requests())
+    run = steps.chain("chain6", 6).run(shared)
+    assert set(run.statuses.values()) == {"cached"}
+    assert len(gcs_proxy.requests(since=before)) <= 6  # at most one request per cached step
+
+
+@pytest.mark.mysql
+def test_a_database_restart_between_steps_does_not_fail_the_run(
+        tmp_path: Path, mysql_login: MysqlLogin, mysql_server: MySQLServer,
+        steps_on_path: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = shared_repo(tmp_path / "repo", mysql_login, None)
+    restarts: list[int] = []
+
+    def restart() -> None:
+        mysql_server.restart()
+        restarts.append(1)
+
+    monkeypatch.setattr(steps, "HOOK", restart)
+    run = steps.with_interruption("survivor").run(repo)
+    assert restarts == [1]
+    assert run.status == "completed"
+    assert set(run.statuses.values()) == {"executed"}
+    recorded = repo.metadata.step_runs(run.id)
+    assert [r.step_name for r in recorded] == ["first", "middle", "last"]
+    assert repo.metadata.get_run(run.id).status == "completed"  # type: ignore[union-attr]
+
+
+@pytest.mark.gcs
+def test_a_503_from_storage_during_a_run_is_retried(
+        tmp_path: Path, gcs_proxy: GcsProxy, gcs_bucket: str, steps_on_path: None) -> None:
+    repo = shared_repo(tmp_path / "repo", None, f"gs://{gcs_bucket}/team")
+    fault = gcs_proxy.inject("POST", "/upload/", 503, times=3)
+    run = steps.chain("flaky", 3).run(repo)
+    assert fault.hits == 3
+    assert run.status == "completed"
+    assert run.load("s2") == [x + 1 + 2 for x in range(5)]
