@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from zenml_collab.core.analysis.anomalies import Anomalies
     from zenml_collab.core.analysis.evaluation import Evaluation
     from zenml_collab.core.analysis.schema import Schema
-    from zenml_collab.core.analysis.statistics import FeatureStatistics, Statistics
+    from zenml_collab.core.analysis.statistics import Statistics
 
 __all__ = [
     "format_number",
@@ -74,44 +74,52 @@ def render_schema(schema: Schema) -> RenderableType:
     return table
 
 
-def _summary(stats: FeatureStatistics) -> str:
-    if stats.is_numeric:
-        return (
-            f"p5 {format_number(stats.quantile(0.05))} · "
-            f"median {format_number(stats.quantile(0.5))} · "
-            f"p95 {format_number(stats.quantile(0.95))}"
-        )
-    top = ", ".join(f"{v} ({c})" for v, c in stats.top_values[:_SHOWN_TOP_VALUES])
-    return f"{stats.unique} distinct; top: {top}" if top else "-"
-
-
 def render_statistics(statistics: Statistics) -> RenderableType:
-    """One table per split: count, missing, mean, std, min, max and a quantile/top-value summary."""
+    """Per split: a table of numeric features (moments, quantiles) and one of the others
+    (distinct and top values). Two narrow tables read better in a terminal than one wide one."""
+    from rich import box
     from rich.console import Group
     from rich.table import Table
 
+    def num(value: float | int | None) -> str:
+        return format_number(value, 3)
+
     tables = []
     for split in statistics:
-        table = Table(title=f"Statistics of split {split.name!r} ({split.num_rows:,} rows)")
-        table.add_column("feature")
-        table.add_column("type")
-        for name in ("count", "missing", "invalid", "mean", "std", "min", "max"):
-            table.add_column(name, justify="right")
-        table.add_column("distribution")
-        for stats in split.features:
-            table.add_row(
-                stats.name,
-                stats.type,
-                format_number(stats.count),
-                _highlight(stats.missing, "yellow"),
-                _highlight(stats.invalid, "red"),
-                format_number(stats.mean),
-                format_number(stats.std),
-                format_number(stats.min),
-                format_number(stats.max),
-                _summary(stats),
-            )
-        tables.append(table)
+        numeric = [f for f in split.features if f.is_numeric]
+        other = [f for f in split.features if not f.is_numeric]
+        show_invalid = any(f.invalid for f in split.features)
+        title = f"Statistics of split {split.name!r} ({split.num_rows:,} rows)"
+        if numeric:
+            table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD,
+                          collapse_padding=True, pad_edge=False)
+            table.add_column("feature", no_wrap=True)
+            names = ["n", "miss", *(["bad"] if show_invalid else []),
+                     "mean", "std", "min", "p5", "median", "p95", "max"]
+            for name in names:
+                table.add_column(name, justify="right", no_wrap=True)
+            for f in numeric:
+                table.add_row(
+                    f.name, format_number(f.count), _highlight(f.missing, "yellow"),
+                    *([_highlight(f.invalid, "red")] if show_invalid else []),
+                    num(f.mean), num(f.std), num(f.min), num(f.quantile(0.05)),
+                    num(f.quantile(0.5)), num(f.quantile(0.95)), num(f.max))
+            tables.append(table)
+        if other:
+            table = Table(title=None if numeric else title, title_justify="left",
+                          box=box.SIMPLE_HEAD)
+            table.add_column("feature", no_wrap=True)
+            table.add_column("type", no_wrap=True)
+            for name in ("count", "missing", *(["invalid"] if show_invalid else []), "distinct"):
+                table.add_column(name, justify="right", no_wrap=True)
+            table.add_column("top values")
+            for f in other:
+                top = ", ".join(f"{v} ({c})" for v, c in f.top_values[:_SHOWN_TOP_VALUES])
+                table.add_row(
+                    f.name, f.type, format_number(f.count), _highlight(f.missing, "yellow"),
+                    *([_highlight(f.invalid, "red")] if show_invalid else []),
+                    format_number(f.unique), top or "-")
+            tables.append(table)
     return Group(*tables)
 
 
