@@ -233,3 +233,31 @@ def test_without_a_terminal_a_missing_password_is_an_error_not_a_hang(repo: Path
     assert done.returncode == 1
     assert "no terminal" in done.stderr and "--password-stdin" in done.stderr
     assert not (repo / "collab.yaml").exists()
+
+
+def test_cloudsql_keeps_the_instance_for_the_team_and_the_login_for_the_member(
+        repo: Path) -> None:
+    done = collab(repo, "config", "metadata", "set", "cloudsql", "--instance",
+                  "my-proj:europe-west1:zenml-metadata", "--database", "zenml",
+                  "--iam-user", "alice@example.com", "--no-verify")
+    assert done.returncode == 0, done.stderr
+    team = yaml.safe_load((repo / "collab.yaml").read_text())
+    local = yaml.safe_load((repo / ".collab/local.yaml").read_text())
+    assert team["metadata"] == {"kind": "cloudsql", "database": "zenml",
+                                "instance": "my-proj:europe-west1:zenml-metadata"}
+    assert local["metadata"] == {"username": "alice"}
+    shown = collab(repo, "config", "show").stdout
+    assert "cloudsql" in shown and "iam" in shown
+
+
+def test_switching_back_to_sqlite_drops_the_member_connection_details(repo: Path) -> None:
+    assert collab(repo, "config", "metadata", "set", "cloudsql", "--instance",
+                  "p:europe-west1:i", "--database", "zenml", "--iam-user", "a@example.com",
+                  "--no-verify").returncode == 0
+    done = collab(repo, "config", "metadata", "set", "sqlite")
+    assert done.returncode == 0, done.stderr
+    team = yaml.safe_load((repo / "collab.yaml").read_text())
+    assert team.get("metadata", {}).get("kind", "sqlite") == "sqlite"  # sqlite is the default
+    assert "instance" not in team.get("metadata", {})
+    local = yaml.safe_load((repo / ".collab/local.yaml").read_text()) or {}
+    assert "metadata" not in local
