@@ -46,6 +46,29 @@ def adc_path() -> Path:
     return base / "application_default_credentials.json"
 
 
+def gcloud_config_value(section: str, key: str) -> str | None:
+    """A value of gcloud's active configuration (``gcloud config get section/key``), if set.
+
+    Read from the file rather than by running gcloud: it is fast and gcloud may be absent.
+    """
+    import configparser
+
+    config = os.environ.get("CLOUDSDK_CONFIG")
+    base = Path(config) if config else Path.home() / ".config" / "gcloud"
+    active = os.environ.get("CLOUDSDK_ACTIVE_CONFIG_NAME")
+    if not active:
+        try:
+            active = (base / "active_config").read_text(encoding="utf-8").strip() or "default"
+        except OSError:
+            active = "default"
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(base / "configurations" / f"config_{active}", encoding="utf-8")
+    except configparser.Error:
+        return None
+    return parser.get(section, key, fallback=None) or None
+
+
 def _account_of(credentials: Any, info: dict[str, Any]) -> str | None:
     return (getattr(credentials, "service_account_email", None)
             or info.get("client_email") or info.get("account") or None)
