@@ -1,0 +1,52 @@
+variable "project" {
+  description = "Google Cloud project id."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the Cloud SQL instance and the bucket, e.g. europe-west1."
+  type        = string
+}
+
+variable "instance" {
+  description = "Cloud SQL instance name."
+  type        = string
+  default     = "zenml-metadata"
+}
+
+variable "bucket" {
+  description = "Artifact bucket name; null means <project>-zenml-artifacts."
+  type        = string
+  default     = null
+}
+
+variable "tier" {
+  description = "Cloud SQL machine tier."
+  type        = string
+  default     = "db-custom-1-3840"
+}
+
+variable "database" {
+  description = "MySQL database name."
+  type        = string
+  default     = "zenml"
+}
+
+variable "members" {
+  description = "Team members: user:alice@example.com or serviceAccount:sa@p.iam.gserviceaccount.com."
+  type        = list(string)
+  validation {
+    condition     = length(var.members) > 0 && alltrue([for m in var.members : can(regex("^(user|serviceAccount):[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", m))])
+    error_message = "Each member must look like user:alice@example.com or serviceAccount:sa@p.iam.gserviceaccount.com."
+  }
+}
+
+variable "db_auth" {
+  description = "How members log in to MySQL: iam (Cloud SQL IAM database authentication) or password."
+  type        = string
+  default     = "iam"
+  validation {
+    condition     = contains(["iam", "password"], var.db_auth)
+    error_message = "db_auth must be iam or password."
+  }
+}
