@@ -10,12 +10,15 @@ complete setup plans nothing and makes no mutating call.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import SecretStr
 
 from zenml_collab.config import (
     ArtifactsConfig,
@@ -124,7 +127,8 @@ class Plan:
 
     @property
     def changes(self) -> int:
-        items = (*self.services, *self.resources, *self.bindings)
+        items: tuple[ServiceState | ResourceChange | BindingChange, ...] = (
+            *self.services, *self.resources, *self.bindings)
         return sum(1 for item in items if item.action != "none")
 
     @property
@@ -412,9 +416,8 @@ def _apply_sql_contents(clients: GcpClients, plan_: Plan,
     for db in plan_.resource("sql_database"):
         if db.action == "create":
             on_progress(Progress(f"database {db.name}", "creating (utf8mb4)"))
-            _tolerate_exists(lambda d=db.name: _wait(clients, sqladmin.insert_database(
-                clients.sqladmin, req.project, req.instance, d, retry=clients.retry),
-                f"database {d}", on_progress))
+            _tolerate_exists(functools.partial(_create_database, clients, req, db.name,
+                                               on_progress))
     passwords: list[MemberPassword] = []
     for user in plan_.resource("sql_user"):
         if user.action != "create":
@@ -422,13 +425,25 @@ def _apply_sql_contents(clients: GcpClients, plan_: Plan,
         kind, member = user.settings["type"], user.settings["member"]
         password = secrets.token_urlsafe(24) if kind == "BUILT_IN" else None
         on_progress(Progress(f"database user {user.name}", f"creating ({kind})"))
-        created = _tolerate_exists(lambda u=user, k=kind, p=password: _wait(
-            clients, sqladmin.insert_user(clients.sqladmin, req.project, req.instance, u.name,
-                                          k, password=p, retry=clients.retry),
-            f"database user {u.name}", on_progress))
+        created = _tolerate_exists(functools.partial(
+            _create_user, clients, req, user.name, kind, password, on_progress))
         if created and password is not None:
             passwords.append(MemberPassword(member, user.name, password))
     return passwords
+
+
+def _create_database(clients: GcpClients, req: BootstrapRequest, name: str,
+                     on_progress: ProgressCallback) -> None:
+    op = sqladmin.insert_database(clients.sqladmin, req.project, req.instance, name,
+                                  retry=clients.retry)
+    _wait(clients, op, f"database {name}", on_progress)
+
+
+def _create_user(clients: GcpClients, req: BootstrapRequest, name: str, kind: str,
+                 password: str | None, on_progress: ProgressCallback) -> None:
+    op = sqladmin.insert_user(clients.sqladmin, req.project, req.instance, name, kind,
+                              password=password, retry=clients.retry)
+    _wait(clients, op, f"database user {name}", on_progress)
 
 
 def _tolerate_exists(fn: Callable[[], None]) -> bool:
@@ -517,7 +532,8 @@ def write_config(root: Path, plan_: Plan, passwords: tuple[MemberPassword, ...] 
         local = load_local_config(root)
         metadata = MetadataConfig(kind="cloudsql", instance=plan_.connection_name,
                                   database=plan_.request.database, auth="password",
-                                  username=own.username, password=own.password)
+                                  username=own.username,
+                                  password=SecretStr(own.password))
         write_local_config(root, LocalConfig.model_validate(
             {**local.model_dump(exclude_unset=True), "metadata": metadata}))
     return path, own

@@ -6,6 +6,7 @@ retries are switched off (``retry=None``) in favour of :mod:`.retry`, like every
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -147,8 +148,8 @@ def add_bucket_bindings(client: Any, name: str, wanted: Mapping[str, Iterable[st
             else:
                 target["members"] = set(target["members"]) | set(members)
         try:
-            call_with_retry(lambda p=policy: client.bucket(name).set_iam_policy(p, retry=None),
-                            retry)
+            call_with_retry(functools.partial(client.bucket(name).set_iam_policy, policy,
+                                              retry=None), retry)
             return True
         except Exception as exc:
             if status_of(exc) in (409, 412):

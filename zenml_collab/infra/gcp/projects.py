@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -105,8 +106,9 @@ def add_bindings(client: Any, project: str, wanted: Mapping[str, Iterable[str]],
         if not merge_bindings(policy, wanted):
             return False
         try:
-            call_with_retry(lambda p=policy: client.set_iam_policy(
-                request={"resource": _resource(project), "policy": p}, retry=None), retry)
+            call_with_retry(functools.partial(
+                client.set_iam_policy,
+                request={"resource": _resource(project), "policy": policy}, retry=None), retry)
             return True
         except (core.Conflict, core.Aborted):
             continue

@@ -45,8 +45,7 @@ def enable(client: Any, project: str, service: str, *, retry: RetryPolicy | None
                                   "check the Cloud console, then re-run")
             sleep(poll)
             polls += 1
-            name = op["name"]
-            op = call_with_retry(lambda n=name: client.operations().get(name=n).execute(), retry)
+            op = call_with_retry(client.operations().get(name=op["name"]).execute, retry)
     except CollabError:
         raise
     except Exception as exc:
