@@ -1,0 +1,155 @@
+"""`collab join` with the in-process connector against the fake GCP, MariaDB and fake-gcs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from tests.join.conftest import CONNECTION, Team
+from zenml_collab.config import file_mode, load_local_config
+from zenml_collab.testing.repos import git
+
+EXAMPLES = resources.files("zenml_collab.examples")
+
+
+def collab(cwd: Path, *args: str, env: dict[str, str] | None = None
+           ) -> subprocess.CompletedProcess[str]:
+    """The real `collab` entry point in a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-c", "from zenml_collab.cli.main import main; main()", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "COLUMNS": "200", **(env or {})})
+
+
+def run_script(clone: Path, script: str, env: dict[str, str]) -> str:
+    shutil.copyfile(str(EXAMPLES / script), clone / script)
+    done = subprocess.run([sys.executable, script], cwd=clone, capture_output=True, text=True,
+                          env={**os.environ, "COLLAB_NO_BROWSER": "1", "COLUMNS": "160", **env},
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done.stdout
+
+
+def tracked_text(root: Path) -> str:
+    names = git(root, "ls-files").split()
+    return "".join((root / n).read_text(errors="replace") for n in names if (root / n).is_file())
+
+
+def test_join_without_credentials_prints_the_login_command(team_no_sql_backend: Team) -> None:
+    repo = team_no_sql_backend.repo("nobody")
+    env = {k: v for k, v in os.environ.items() if k != "GOOGLE_APPLICATION_CREDENTIALS"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from zenml_collab.cli.main import main; main()", "join"],
+        cwd=repo, capture_output=True, text=True, timeout=120, env={**env, "NO_GCE_CHECK": "True"})
+    assert done.returncode == 3, done.stderr
+    assert "no Google credentials found" in done.stderr
+    assert "gcloud auth application-default login" in done.stderr
+    assert not (repo / ".collab").exists()
+
+
+@pytest.mark.parametrize(("project_roles", "bucket_roles", "permission", "role", "command"), [
+    (("roles/cloudsql.instanceUser",), ("roles/storage.objectAdmin",
+                                        "roles/storage.legacyBucketReader"),
+     "cloudsql.instances.connect", "roles/cloudsql.client", "gcloud projects add-iam-policy-binding"),
+    (("roles/cloudsql.client", "roles/cloudsql.instanceUser"), ("roles/storage.legacyBucketReader",),
+     "storage.objects.create", "roles/storage.objectAdmin",
+     "gcloud storage buckets add-iam-policy-binding gs://"),
+], ids=["no-cloudsql-client", "no-bucket-object-admin"])
+def test_member_missing_a_role_is_refused_with_the_admin_command_and_nothing_changes(
+    team_no_sql_backend: Team, project_roles: tuple[str, ...], bucket_roles: tuple[str, ...],
+    permission: str, role: str, command: str,
+) -> None:
+    team = team_no_sql_backend
+    member = team.member("carol", roles=project_roles, bucket_roles=bucket_roles, db_user=False)
+    repo = team.repo("carol")
+    before = len(team.fake.mutating_requests())
+    done = collab(repo, "join", "--connector", "python", env=member.env)
+    assert done.returncode == 3, done.stdout + done.stderr
+    err = " ".join(done.stderr.split())
+    assert permission in err and role in err
+    assert f"{command}" in err and f"--member={member.principal} --role={role}" in err
+    assert not (repo / ".collab").exists()
+    assert git(repo, "status", "--porcelain") == ""
+    assert len(team.fake.mutating_requests()) == before
+
+
+def test_join_dry_run_checks_everything_and_changes_nothing(team: Team) -> None:
+    member = team.member("dave")
+    repo = team.repo("dave")
+    done = collab(repo, "join", "--connector", "python", "--dry-run", "--json", env=member.env)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["member"] == member.principal and plan["db_user"] == member.login
+    assert any("local.yaml" in change for change in plan["changes"])
+    assert not (repo / ".collab").exists()
+
+
+@pytest.mark.mysql
+def test_python_connector_join_verifies_both_stores_and_a_second_join_changes_nothing(
+    team: Team,
+) -> None:
+    member = team.member("erin")
+    repo = team.repo("erin")
+    first = collab(repo, "join", "--connector", "python", "--json", env=member.env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    result = json.loads(first.stdout)
+    assert result["schema"]["state"] == "current" and not result["unchanged"]
+    assert result["proxy"] is None and result["artifacts"] == f"gs://{team.bucket}/artifacts"
+
+    local_file = repo / ".collab" / "local.yaml"
+    assert file_mode(local_file) == 0o600
+    local = load_local_config(repo)
+    assert local.connector == "python" and local.credentials_file == str(member.key_file)
+    assert local.metadata is not None and local.metadata.kind == "cloudsql"
+    assert (local.metadata.instance, local.metadata.username) == (CONNECTION, member.login)
+    assert local.metadata.password is None
+    # The probe object is gone again; nothing secret or personal reached a tracked file.
+    objects = [o for o in team.fake.requests if o.method == "DELETE" and ".collab-probe-" in o.path]
+    assert len(objects) == 1 and objects[0].status in (200, 204)
+    # `collab init`'s only visible change: .collab/ is ignored (a new .gitignore here).
+    assert git(repo, "status", "--porcelain") == "?? .gitignore"
+    assert member.email not in tracked_text(repo) and "key" not in git(repo, "ls-files")
+
+    written = local_file.read_bytes()
+    second = collab(repo, "join", env=member.env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "already joined" in second.stdout and "nothing changed" in second.stdout
+    assert local_file.read_bytes() == written
+
+
+@pytest.mark.mysql
+@pytest.mark.slow
+def test_member_b_gets_cache_hits_from_member_a_after_both_joined(team: Team) -> None:
+    alice, bob = team.member("alice"), team.member("bob")
+    alice_repo = team.repo("alice")
+    joined = collab(alice_repo, "join", "--connector", "python", env=alice.env)
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    run_script(alice_repo, "member_a.py", alice.env)
+    git(alice_repo, "add", "pipelines")
+    git(alice_repo, "commit", "-q", "-m", "Pipeline A")
+    git(alice_repo, "push", "-q", "origin", "main")
+
+    bob_repo = team.repo("bob")
+    joined = collab(bob_repo, "join", "--connector", "python", env=bob.env)
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    run_script(bob_repo, "member_b.py", bob.env)
+
+    runs = collab(bob_repo, "runs", "list", "Pipeline B", env=bob.env)
+    assert runs.returncode == 0, runs.stderr
+    code = ("from zenml_collab import Repository; import json; "
+            "print(json.dumps(Repository().latest_run('Pipeline B').statuses))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=bob_repo, capture_output=True,
+                          text=True, env={**os.environ, **bob.env}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"datasource": "cached", "split": "cached",
+                                       "preprocesser": "cached", "trainer": "executed",
+                                       "evaluator": "executed"}
+    # Both members logged in to the database as themselves, through the connector.
+    assert team.fake.tls_front.connections >= 2
