@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             except Skip as exc:
                 skipped["zenml"] = str(exc)
                 ctx.say(f"ZenML comparison skipped: {exc}")
+            except Exception:
+                failed = True
+                skipped["zenml"] = "FAILED: " + traceback.format_exc(limit=3).strip().splitlines()[-1]
+                traceback.print_exc()
     finally:
         if args.workdir is None and not args.keep:
             shutil.rmtree(base, ignore_errors=True)
