@@ -41,8 +41,8 @@ _ACTION_STYLE = {"create": "green", "add": "green", "enable": "green", "update":
                  "wait": "cyan", "none": "dim"}
 
 
-def _styled(action: str) -> str:
-    label = "ok" if action == "none" else action
+def _styled(action: str, width: int = 0) -> str:
+    label = ("ok" if action == "none" else action).ljust(width)
     return f"[{_ACTION_STYLE.get(action, '')}]{label}[/]"
 
 
@@ -76,9 +76,11 @@ def _render_plan(plan: Any) -> None:
     rows = [["service", s["name"], _styled(s["action"])] for s in data["services"]]
     rows += [[r["type"], r["name"], _styled(r["action"])] for r in data["resources"]]
     console.print(table("resources", ["type", "name", "action"], rows))
-    console.print(table("IAM bindings", ["on", "role", "member", "action"],
-                        [[b["resource"], b["role"], b["member"], _styled(b["action"])]
-                         for b in data["bindings"]]))
+    # Lines, not a table: roles and members are long and must never be cut off.
+    console.print("IAM bindings")
+    for b in data["bindings"]:
+        console.print(f"  {_styled(b['action'], 6)}  {b['role']}  {b['member']}  "
+                      f"on {b['resource']}", overflow="ignore", crop=False)
     for warning in data["warnings"]:
         err_console.print(f"[yellow]warning:[/] {warning}")
 
