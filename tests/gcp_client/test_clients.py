@@ -127,6 +127,8 @@ def test_bucket_create_bindings_and_probe(gcp: FakeGCP, admin: GcpClients,
     wanted = {role: [MEMBER] for role in BUCKET_MEMBER_ROLES}
     assert buckets.add_bucket_bindings(admin.storage, "art", wanted) is True
     assert buckets.add_bucket_bindings(admin.storage, "art", wanted) is False
+    bucket_policy = buckets.get_bucket_policy(admin.storage, "art")
+    assert projects.members_with(bucket_policy, MEMBER) == set(BUCKET_MEMBER_ROLES)
     dana = clients_for("dana@proj-a.iam.gserviceaccount.com")
     held = buckets.test_bucket_permissions(dana.storage, "art", MEMBER_BUCKET_PERMISSIONS)
     assert held == set(MEMBER_BUCKET_PERMISSIONS)

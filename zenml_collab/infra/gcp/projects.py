@@ -59,8 +59,18 @@ def test_permissions(client: Any, project: str, permissions: Iterable[str], *,
 
 
 def members_with(policy: Any, member: str) -> set[str]:
-    """Roles ``member`` holds in ``policy`` (unconditional and conditional bindings)."""
-    return {b.role for b in policy.bindings if member in b.members}
+    """Roles ``member`` holds in ``policy`` (unconditional and conditional bindings).
+
+    Works on both policy kinds: Resource Manager's protobuf bindings and the storage
+    library's dict bindings (``buckets.get_bucket_policy``).
+    """
+    roles: set[str] = set()
+    for b in policy.bindings:
+        role, members = ((b["role"], b.get("members", ())) if isinstance(b, dict)
+                         else (b.role, b.members))
+        if member in members:
+            roles.add(role)
+    return roles
 
 
 def missing_bindings(policy: Any, wanted: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
