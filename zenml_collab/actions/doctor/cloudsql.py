@@ -118,7 +118,8 @@ def check_user(ctx: DoctorContext) -> CheckResult:
     user, kind, login = _expected_user(ctx)
     clients = ctx.clients()
     try:
-        users = sqladmin.list_users(clients.sqladmin, project, name, retry=clients.retry)
+        with ctx.serial("sqladmin"):
+            users = sqladmin.list_users(clients.sqladmin, project, name, retry=clients.retry)
     except CollabError as exc:
         if exc.exit_code != 3 or ctx.member_override:
             raise

@@ -107,6 +107,12 @@ class DoctorContext:
             raise value
         return value
 
+    def serial(self, name: str) -> threading.Lock:
+        """A lock per API client: the discovery clients (httplib2) are not thread-safe, so
+        checks running at once take turns on the same client."""
+        with self._lock:
+            return self._locks.setdefault(f"serial:{name}", threading.Lock())
+
     def known(self, key: str) -> tuple[bool, Any] | None:
         """The memoised outcome of ``key`` if some check already built it (never builds)."""
         with self._lock:
@@ -191,7 +197,9 @@ class DoctorContext:
             gcp = self.require_gcp()
             project, _, name = parse_connection_name(gcp.instance)
             clients = self.clients()
-            return sqladmin.get_instance(clients.sqladmin, project, name, retry=clients.retry)
+            with self.serial("sqladmin"):
+                return sqladmin.get_instance(clients.sqladmin, project, name,
+                                             retry=clients.retry)
 
         return self.memo("instance", build)
 

@@ -161,8 +161,9 @@ def _service_check(service: str, probe_key: str) -> Any:
                f"`{enable_command(service, gcp.project)}`")
         clients = ctx.clients()
         try:
-            enabled = services.is_enabled(clients.serviceusage, gcp.project, service,
-                                          retry=clients.retry)
+            with ctx.serial("serviceusage"):
+                enabled = services.is_enabled(clients.serviceusage, gcp.project, service,
+                                              retry=clients.retry)
             how = "Service Usage"
         except ConnectivityError:
             raise
