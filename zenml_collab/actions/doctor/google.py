@@ -103,6 +103,7 @@ def check_token(ctx: DoctorContext) -> CheckResult:
 
 
 def check_clock(ctx: DoctorContext) -> CheckResult:
+    _local_only(ctx)
     token = ctx.token()
     if token.server_date is None:
         return CheckResult("", "skip", "the token server sent no Date header to compare with")
