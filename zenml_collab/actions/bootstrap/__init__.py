@@ -1,0 +1,61 @@
+"""`collab bootstrap`: create the team's Cloud SQL instance, database, users, bucket and IAM
+bindings, idempotently.
+
+Two phases: :func:`plan` only reads (permissions, APIs, what exists) and returns a frozen,
+JSON-able :class:`Plan`; :func:`apply` carries it out and reports progress. ``--dry-run`` is
+``plan`` alone. Every step of ``apply`` tolerates "already exists", so an interrupted run (Ctrl-C
+while the instance is being created) is finished by running the command again, and a run on a
+complete setup plans nothing and makes no mutating call.
+
+One module per concern: :mod:`.model` (request, plan and its JSON shape, progress, result),
+:mod:`.planning` (the read-only phase), :mod:`.applying` (the mutating steps) and
+:mod:`.config` (writing ``collab.yaml`` and the admin's password).
+"""
+
+from __future__ import annotations
+
+from zenml_collab.actions.bootstrap.applying import apply
+from zenml_collab.actions.bootstrap.config import config_root, team_config, write_config
+from zenml_collab.actions.bootstrap.model import (
+    IAM_FLAG,
+    Action,
+    ApplyResult,
+    BindingChange,
+    BootstrapRequest,
+    MemberPassword,
+    Plan,
+    Progress,
+    ProgressCallback,
+    ResourceChange,
+    ServiceState,
+)
+from zenml_collab.actions.bootstrap.planning import (
+    PROJECT_STORAGE_ROLES,
+    db_user,
+    instance_body,
+    password_username,
+    plan,
+)
+
+__all__ = [
+    "IAM_FLAG",
+    "PROJECT_STORAGE_ROLES",
+    "Action",
+    "ApplyResult",
+    "BindingChange",
+    "BootstrapRequest",
+    "MemberPassword",
+    "Plan",
+    "Progress",
+    "ProgressCallback",
+    "ResourceChange",
+    "ServiceState",
+    "apply",
+    "config_root",
+    "db_user",
+    "instance_body",
+    "password_username",
+    "plan",
+    "team_config",
+    "write_config",
+]

@@ -1,0 +1,61 @@
+"""The files bootstrap writes: the team's ``collab.yaml`` and, for the admin's own generated
+password, their gitignored ``.collab/local.yaml``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from zenml_collab.actions.bootstrap.model import MemberPassword, Plan
+from zenml_collab.config import (
+    ArtifactsConfig,
+    GcpConfig,
+    LocalConfig,
+    MetadataConfig,
+    TeamConfig,
+    load_local_config,
+    load_team_config,
+    write_local_config,
+    write_team_config,
+)
+from zenml_collab.infra.gcp.permissions import normalise_member
+
+
+def team_config(plan_: Plan, existing: TeamConfig | None = None) -> TeamConfig:
+    """``collab.yaml`` for ``plan_``, keeping unrelated settings (e.g. proxy) of ``existing``."""
+    req = plan_.request
+    gcp = GcpConfig(project=req.project, region=req.region, instance=plan_.connection_name,
+                    database=req.database, db_auth=req.db_auth, bucket=req.bucket_name,
+                    members=req.members)
+    metadata = MetadataConfig(kind="cloudsql", instance=plan_.connection_name,
+                              database=req.database, auth=req.db_auth)
+    artifacts = ArtifactsConfig(uri=f"gs://{req.bucket_name}/artifacts")
+    base = existing or TeamConfig()
+    return base.model_copy(update={"gcp": gcp, "metadata": metadata, "artifacts": artifacts})
+
+
+def write_config(root: Path, plan_: Plan, passwords: tuple[MemberPassword, ...] = ()
+                 ) -> tuple[Path, MemberPassword | None]:
+    """Write ``collab.yaml``; the admin's own generated password (if any) goes to their
+    ``.collab/local.yaml`` (0600). Returns the team file and the password kept locally."""
+    path = write_team_config(root, team_config(plan_, load_team_config(root)))
+    admin = normalise_member(plan_.admin) if plan_.admin else None
+    own = next((p for p in passwords if p.member == admin), None)
+    if own is not None:
+        local = load_local_config(root)
+        metadata = MetadataConfig(kind="cloudsql", instance=plan_.connection_name,
+                                  database=plan_.request.database, auth="password",
+                                  username=own.username,
+                                  password=SecretStr(own.password))
+        write_local_config(root, LocalConfig.model_validate(
+            {**local.model_dump(exclude_unset=True), "metadata": metadata}))
+    return path, own
+
+
+def config_root(directory: Path) -> Path:
+    """Where collab.yaml goes: the git root above ``directory``, else ``directory`` itself."""
+    from zenml_collab.core.git import find_git_root
+
+    path = directory.resolve()
+    return find_git_root(path) or path
