@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks import bench_lookup, bench_pipelines, bench_shared, bench_startup, bench_team
 from benchmarks.context import PRESETS, Context
-from benchmarks.harness import Figure, Skip
+from benchmarks.harness import Figure, Skip, start_spawner
 from benchmarks.report import build, text_table, write
 from benchmarks.targets import evaluate
 
@@ -56,6 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    start_spawner()  # before this process grows: see harness.start_spawner
     preset = "tiny" if args.tiny else "quick" if args.quick else "default"
     chosen = [s for s in args.only.split(",") if s] or list(SECTIONS)
     unknown = [s for s in chosen if s not in SECTIONS]

@@ -9,10 +9,12 @@ reports its own peak through ``wait4``'s rusage.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -131,35 +133,53 @@ class ProcessSample:
     stderr: str
 
 
-def run_process(argv: Sequence[str], *, cwd: Path | None = None,
-                       env: dict[str, str] | None = None, timeout: float = 300) -> ProcessSample:
-    """Run ``argv`` to completion: wall time, CPU time and peak RSS of that child alone.
-
-    The child is reaped with ``os.wait4``, whose rusage belongs to that one process.
-    """
-    import tempfile
-
+# A child's ru_maxrss starts at its parent's peak RSS (Linux records the old address space's
+# high-water mark at exec), so a child spawned by a 150 MB benchmark process would report
+# 150 MB. Children are therefore spawned by a small helper started while this process is
+# still small (``start_spawner`` at the beginning of a run).
+_SPAWNER_CODE = r"""
+import json, os, subprocess, sys, tempfile, time
+for line in sys.stdin:
+    req = json.loads(line)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             open(os.devnull, "rb") as stdin:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=stdin, stdout=out, stderr=err)
-        deadline = t0 + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                raise subprocess.TimeoutExpired(list(argv), timeout)
-            time.sleep(0.0005)
+        proc = subprocess.Popen(req["argv"], cwd=req["cwd"], env=req["env"], stdin=stdin,
+                                stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return ProcessSample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-                             proc.returncode, out.read().decode(errors="replace"),
-                             err.read().decode(errors="replace"))
+        out.seek(0); err.seek(0)
+        print(json.dumps({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
+                          "peak": usage.ru_maxrss / 1024,
+                          "rc": os.waitstatus_to_exitcode(status),
+                          "stdout": out.read().decode(errors="replace"),
+                          "stderr": err.read().decode(errors="replace")}), flush=True)
+"""
+_spawner: subprocess.Popen[str] | None = None
+
+
+def start_spawner() -> None:
+    """Start the helper that spawns measured processes (call while this process is small)."""
+    global _spawner
+    if _spawner is None:
+        _spawner = subprocess.Popen([sys.executable, "-S", "-c", _SPAWNER_CODE], text=True,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def run_process(argv: Sequence[str], *, cwd: Path | None = None,
+                env: dict[str, str] | None = None, timeout: float = 300) -> ProcessSample:
+    """Run ``argv`` to completion: wall time, CPU time and peak RSS of that child alone."""
+    start_spawner()
+    assert _spawner is not None and _spawner.stdin is not None and _spawner.stdout is not None
+    request = {"argv": list(argv), "cwd": str(cwd) if cwd else None,
+               "env": dict(os.environ if env is None else env)}
+    _spawner.stdin.write(json.dumps(request) + "\n")
+    _spawner.stdin.flush()
+    line = _spawner.stdout.readline()
+    if not line:
+        raise RuntimeError("the process-spawning helper died")
+    r = json.loads(line)
+    return ProcessSample(r["wall"], r["cpu"], r["peak"], r["rc"], r["stdout"], r["stderr"])
 
 
 def measure_process(name: str, label: str, argv: Sequence[str], *, repeat: int,
