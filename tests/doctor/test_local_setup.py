@@ -94,3 +94,22 @@ def test_cli_json_is_one_document_and_the_exit_code_is_the_reports(repo: TmpRepo
     text = repo.collab("doctor", "--check", "repo", "--fix")
     assert text.returncode == 0, text.stdout + text.stderr
     assert "fixed repo.ignored" in text.stdout and "✔ pass  repo.ignored" in text.stdout
+
+
+def test_connector_mode_skips_the_proxy_checks_with_the_reason(repo: TmpRepo) -> None:
+    from zenml_collab.config import LocalConfig, MetadataConfig, write_local_config
+
+    write_local_config(repo.root, LocalConfig(metadata=MetadataConfig(
+        kind="cloudsql", instance="p:europe-west1:main", database="zenml", username="ana")))
+    report = doctor(repo.root, only=["db.port"])
+    for check_id in ("db.proxy", "db.port"):
+        result = report.get(check_id)
+        assert result.status == "skip" and "connector mode" in result.detail
+
+
+def test_a_local_config_readable_by_others_is_a_warning_with_chmod(repo: TmpRepo) -> None:
+    local = repo.root / ".collab" / "local.yaml"
+    local.write_text("version: 1\n")
+    local.chmod(0o644)
+    result = doctor(repo.root, only=["repo.config"]).get("repo.config")
+    assert result.status == "warn" and f"chmod 600 {local}" in (result.fix or "")

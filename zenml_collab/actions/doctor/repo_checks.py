@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 from zenml_collab.actions.doctor.context import DoctorContext
-from zenml_collab.actions.doctor.model import Check, CheckResult, failed, passed
-from zenml_collab.config import LOCAL_DIR, TEAM_FILE
+from zenml_collab.actions.doctor.model import Check, CheckResult, failed, passed, warned
+from zenml_collab.config import LOCAL_DIR, LOCAL_FILE, TEAM_FILE, file_mode
 from zenml_collab.errors import CollabError
 
 MAX_SCANNED_FILES = 5000
@@ -39,6 +39,10 @@ def check_config(ctx: DoctorContext) -> CheckResult:
                       "pull the team's collab.yaml (`git pull`), or ask the admin to run "
                       "`collab bootstrap` and commit it")
     settings = ctx.settings()  # raises ConfigError naming the file, key and fix
+    local = root / LOCAL_DIR / LOCAL_FILE
+    if local.is_file() and file_mode(local) & 0o077:
+        return warned(f"{local} is readable by others (mode {file_mode(local):04o}); it may "
+                      "hold a database password", f"`chmod 600 {local}`")
     gcp = settings.team.gcp
     where = (f"project {gcp.project}, instance {gcp.instance}, bucket {gcp.bucket}"
              if gcp else "no gcp section: a local setup")
