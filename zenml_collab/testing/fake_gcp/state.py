@@ -133,6 +133,8 @@ class BucketMeta:
     policy: Policy
     ubla: bool = False
     public_access_prevention: str = "inherited"
+    # fake-gcs-server reports every bucket in US-CENTRAL1; Google keeps what was asked for.
+    location: str = "US"
 
 
 class World:

@@ -95,7 +95,8 @@ class StorageProxy:
 
     # public helpers ---------------------------------------------------------------------
     def create_bucket(self, name: str, project: str, ubla: bool = True,
-                      public_access_prevention: str = "enforced") -> BucketMeta:
+                      public_access_prevention: str = "enforced",
+                      location: str = "US") -> BucketMeta:
         """Create a bucket directly (no permission check), as a test's starting state."""
         status, _, body = self._forward("POST", f"/storage/v1/b?project={project}", {},
                                         json.dumps({"name": name}).encode())
@@ -104,6 +105,7 @@ class StorageProxy:
         with self._fake.world.lock:
             meta = self._fake.world.default_bucket_policy(name, self._fake.add_project(project))
             meta.ubla, meta.public_access_prevention = ubla, public_access_prevention
+            meta.location = location.upper()
             self._fake.world.buckets[name] = meta
             return meta
 
@@ -177,6 +179,7 @@ class StorageProxy:
             return Reply(status, raw=raw, headers=headers)
         meta = self._fake.world.default_bucket_policy(body["name"], project)
         _apply_iam_config(meta, iam_config)
+        meta.location = str(body.get("location") or "US").upper()
         self._fake.world.buckets[meta.name] = meta
         return Reply(status, body=self._overlay(json.loads(raw), meta))
 
@@ -226,6 +229,7 @@ class StorageProxy:
     def _overlay(self, bucket: dict[str, Any], meta: BucketMeta) -> dict[str, Any]:
         project = self._fake.world.projects.get(meta.project)
         bucket["projectNumber"] = project.number if project else "0"
+        bucket["location"] = meta.location
         bucket["iamConfiguration"] = {
             "uniformBucketLevelAccess": {"enabled": meta.ubla},
             "bucketPolicyOnly": {"enabled": meta.ubla},
