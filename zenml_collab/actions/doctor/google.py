@@ -17,7 +17,7 @@ from zenml_collab.actions.doctor.model import (
     passed,
     warned,
 )
-from zenml_collab.errors import CollabError, ConnectivityError, CredentialsError
+from zenml_collab.errors import CollabError, ConnectivityError
 
 if TYPE_CHECKING:
     from zenml_collab.infra.gcp.credentials import FoundCredentials
@@ -29,11 +29,10 @@ EXPIRY_WARN_SECONDS = 300.0
 def refresh_with_date(found: FoundCredentials) -> TokenCheck:
     """Refresh ``found`` like :func:`~zenml_collab.infra.gcp.credentials.refresh`, and keep the
     token server's ``Date`` header to measure our clock's skew against it."""
-    import google.auth.exceptions
     import requests
     from google.auth.transport.requests import Request
 
-    from zenml_collab.infra.gcp.credentials import LOGIN_HINT
+    from zenml_collab.infra.gcp.credentials import refresh
 
     seen: dict[str, Any] = {}
 
@@ -44,18 +43,9 @@ def refresh_with_date(found: FoundCredentials) -> TokenCheck:
     session = requests.Session()
     session.hooks["response"].append(remember)
     try:
-        found.credentials.refresh(Request(session))
-    except google.auth.exceptions.RefreshError as exc:
-        raise CredentialsError(f"Google refused the credentials from {found.source}: {exc}",
-                               LOGIN_HINT) from None
-    except google.auth.exceptions.TransportError as exc:
-        raise ConnectivityError(f"cannot reach Google's token endpoint: {exc}",
-                                "check your network connection, then re-run") from None
+        expiry = refresh(found, Request(session)).expiry
     finally:
         session.close()
-    expiry = found.credentials.expiry
-    if expiry is not None and expiry.tzinfo is None:
-        expiry = expiry.replace(tzinfo=UTC)  # google-auth keeps naive UTC datetimes
     server = None
     if seen.get("date"):
         try:

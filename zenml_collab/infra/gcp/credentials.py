@@ -113,13 +113,17 @@ def find_credentials() -> FoundCredentials:
     return FoundCredentials(credentials, project, "metadata server", account, None)
 
 
-def refresh(found: FoundCredentials) -> TokenInfo:
-    """Get a fresh access token now; a refusal raises :class:`CredentialsError`."""
+def refresh(found: FoundCredentials, request: Any = None) -> TokenInfo:
+    """Get a fresh access token now; a refusal raises :class:`CredentialsError`.
+
+    ``request`` is a google-auth transport request (default: a new one), e.g. one whose
+    session records the token server's response headers.
+    """
     import google.auth.exceptions
     from google.auth.transport.requests import Request
 
     try:
-        found.credentials.refresh(Request())
+        found.credentials.refresh(request or Request())
     except google.auth.exceptions.RefreshError as exc:
         raise CredentialsError(f"Google refused the credentials from {found.source}: {exc}",
                                LOGIN_HINT) from None
