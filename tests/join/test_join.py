@@ -131,6 +131,12 @@ def test_member_b_gets_cache_hits_from_member_a_after_both_joined(team: Team) ->
     alice_repo = team.repo("alice")
     joined = collab(alice_repo, "join", "--connector", "python", env=alice.env)
     assert joined.returncode == 0, joined.stdout + joined.stderr
+    print(joined.stdout, joined.stderr)
+    # The success summary says who joined, where both stores are, and what to run next.
+    assert f"member:         {alice.principal}" in joined.stdout
+    assert f"cloudsql://{CONNECTION}/{team.database}" in joined.stdout
+    assert "(probe object written, read, deleted)" in joined.stdout
+    assert "next: `collab runs list`" in joined.stdout
     run_script(alice_repo, "member_a.py", alice.env)
     git(alice_repo, "add", "pipelines")
     git(alice_repo, "commit", "-q", "-m", "Pipeline A")
@@ -153,3 +159,56 @@ def test_member_b_gets_cache_hits_from_member_a_after_both_joined(team: Team) ->
                                        "evaluator": "executed"}
     # Both members logged in to the database as themselves, through the connector.
     assert team.fake.tls_front.connections >= 2
+
+
+@pytest.mark.mysql
+def test_without_docker_join_falls_back_to_the_in_process_connector(
+    team: Team, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from zenml_collab.actions.join import JoinRequest, JoinResult, join
+    from zenml_collab.infra.proxy import connect_docker
+
+    member = team.member("kim")
+    repo = team.repo("kim")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(member.key_file))
+    from zenml_collab.infra.proxy import find_free_port
+
+    # A TCP address nothing listens on (docker-py leaks the socket of a failed unix connect).
+    no_daemon = f"tcp://127.0.0.1:{find_free_port()}"
+    result = join(JoinRequest(start=repo), docker=lambda: connect_docker(no_daemon))
+    assert isinstance(result, JoinResult)
+    assert result.plan.connector == "python" and result.proxy is None
+    assert result.plan.connector_reason.startswith("docker is not available")
+    assert load_local_config(repo).connector == "python"
+
+
+@pytest.mark.mysql
+def test_member_without_a_database_user_is_told_what_the_admin_runs_and_gets_no_local_config(
+    team: Team,
+) -> None:
+    member = team.member("liam", db_user=False)
+    repo = team.repo("liam")
+    done = collab(repo, "join", "--connector", "python", env=member.env)
+    assert done.returncode == 3, done.stdout + done.stderr
+    err = " ".join(done.stderr.split())
+    assert f"the database refused '{member.login}'" in err
+    assert "gcloud sql users create" in err and "--type=cloud_iam_service_account" in err
+    assert not (repo / ".collab" / "local.yaml").exists()
+
+
+def test_join_outside_a_team_repository_says_to_bootstrap_first(
+    team_no_sql_backend: Team, tmp_path: Path,
+) -> None:
+    lone = tmp_path / "lone"
+    git(tmp_path, "init", "-q", str(lone))
+    (lone / "collab.yaml").write_text("version: 1\n")
+    done = collab(lone, "join")
+    assert done.returncode == 1
+    assert "has no gcp section" in done.stderr and "collab bootstrap" in done.stderr
+
+
+def test_proxy_start_before_a_proxy_join_says_to_join_first(team_no_sql_backend: Team) -> None:
+    repo = team_no_sql_backend.repo("mia")
+    done = collab(repo, "proxy", "start")
+    assert done.returncode == 1
+    assert "collab join --connector proxy" in done.stderr

@@ -414,9 +414,22 @@ def verify_metadata(cfg: MetadataConfig, root: Path, member: str) -> tuple[Schem
                                 "re-run `collab join`") from None
     finally:
         store.engine.dispose()
-        connector = getattr(store.engine, "info_connector", None)
-        if connector is not None:
-            connector.close()
+        _close_connector(getattr(store.engine, "info_connector", None))
+
+
+def _close_connector(connector: Any) -> None:
+    """Close the in-process connector and the event loop it made for itself.
+
+    ``Connector.close()`` stops the loop it created but never closes it, leaking the loop's
+    self-pipe (a ResourceWarning); only a connector that owns a thread owns its loop.
+    """
+    if connector is None:
+        return
+    connector.close()
+    loop = getattr(connector, "_loop", None)
+    if getattr(connector, "_thread", None) is not None and loop is not None \
+            and not loop.is_running() and not loop.is_closed():
+        loop.close()
 
 
 def _login_refused(exc: CollabError, cfg: MetadataConfig, member: str) -> CollabError | None:
