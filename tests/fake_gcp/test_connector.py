@@ -178,3 +178,53 @@ def test_stopping_the_fake_drops_what_it_created_on_mysql(names: dict[str, str])
         users = cur.execute("SELECT 1 FROM mysql.user WHERE User = %s", (names["user"],))
     conn.close()
     assert (during, after, users) == (1, 0, 0)
+
+
+def test_the_metadata_store_runs_a_pipeline_over_the_connector_with_iam_login(
+    gcp: FakeGCP, instance: Any, names: dict[str, str], tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The product's `cloudsql` store kind: connector on its own loop, IAM login, real runs."""
+    import gc
+    import warnings
+
+    from zenml_collab.config import MetadataConfig
+    from zenml_collab.core.metadata.engine import create_engine_for
+    from zenml_collab.core.metadata.store import HEAD_REVISION, MetadataStore
+
+    email = f"{names['sa']}@proj-a.iam.gserviceaccount.com"
+    instance.users().insert(project=PROJECT, instance="main",
+                            body={"name": email, "type": "CLOUD_IAM_SERVICE_ACCOUNT"}).execute()
+    key = gcp.add_member(email, roles=("roles/cloudsql.client", "roles/cloudsql.instanceUser"),
+                         project=PROJECT)
+    _grant_database(names["db"], names["sa"])  # as `collab bootstrap` does for IAM users
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    monkeypatch.setenv("COLLAB_SQLADMIN_ENDPOINT", gcp.url)
+    cfg = MetadataConfig(kind="cloudsql", instance=CONNECTION, database=names["db"],
+                         username=email, auth="iam")
+    engine = create_engine_for(cfg, tmp_path)
+    store = MetadataStore(engine)
+    store.check_schema()  # an empty database is initialised through the connector
+    assert store.revision() == HEAD_REVISION
+    pipeline_id, created = store.register_pipeline(
+        name="p", kind="pipeline", identity="x" * 64, config_json="{}", created_by=email,
+        git_sha=None)
+    assert created and pipeline_id >= 1
+    assert gcp.tls_front.connections >= 1
+    engine.dispose()
+    del store, engine
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        gc.collect()  # the connector and its event loop are closed, not leaked
+
+
+def _grant_database(database: str, user: str) -> None:
+    import pymysql
+
+    url = urlsplit(os.environ["COLLAB_TEST_MYSQL_URL"])
+    conn = pymysql.connect(host=url.hostname, port=url.port or 3306,
+                           user=unquote(url.username or "root"),
+                           password=unquote(url.password or ""), autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO %s@'%%'", (user,))
+    conn.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,7 @@ def _cloudsql_engine(cfg: MetadataConfig) -> Any:
             "run `collab join --connector python`, or `collab config metadata set cloudsql "
             "--instance project:region:instance --database D --iam-user`",
         )
-    from google.cloud.sql.connector import Connector
-
-    kwargs: dict[str, Any] = {}
-    endpoint = os.environ.get("COLLAB_SQLADMIN_ENDPOINT")
-    if endpoint:
-        kwargs["sqladmin_api_endpoint"] = endpoint
-    connector = Connector(**kwargs)
+    connector = _OwnedConnector(os.environ.get("COLLAB_SQLADMIN_ENDPOINT"))
     iam = cfg.auth == "iam"
     password = cfg.password.get_secret_value() if cfg.password else None
 
@@ -98,5 +93,43 @@ def _cloudsql_engine(cfg: MetadataConfig) -> Any:
 
     engine = sa.create_engine("mysql+pymysql://", creator=creator, pool_pre_ping=True,
                               pool_recycle=1800, isolation_level="READ COMMITTED")
-    engine.info_connector = connector  # type: ignore[attr-defined]
+    # Close the connector (and its event loop) when the engine goes, or at exit.
+    weakref.finalize(engine, connector.close)
     return engine
+
+
+class _OwnedConnector:
+    """A Cloud SQL Connector on an event loop we own.
+
+    The connector stops a loop it made itself but never closes it, which leaks the loop's
+    self-pipe; owning the loop lets :meth:`close` release everything.
+    """
+
+    def __init__(self, endpoint: str | None) -> None:
+        import asyncio
+        import threading
+
+        from google.cloud.sql.connector import Connector
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                        name="cloudsql-connector")
+        self._thread.start()
+        kwargs: dict[str, Any] = {"loop": self._loop}
+        if endpoint:
+            kwargs["sqladmin_api_endpoint"] = endpoint
+        self._connector = Connector(**kwargs)
+        self._closed = False
+
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
+        return self._connector.connect(*args, **kwargs)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._connector.close()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        if not self._loop.is_running():
+            self._loop.close()
