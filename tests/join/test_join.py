@@ -88,7 +88,12 @@ def test_join_dry_run_checks_everything_and_changes_nothing(team: Team) -> None:
     plan = json.loads(done.stdout)
     assert plan["member"] == member.principal and plan["db_user"] == member.login
     assert any("local.yaml" in change for change in plan["changes"])
+    human = collab(repo, "join", "--connector", "python", "--dry-run", env=member.env)
+    assert human.returncode == 0, human.stderr
+    assert "would write .collab/local.yaml (connector python)" in human.stdout
+    assert f"you are {member.principal}" in human.stdout
     assert not (repo / ".collab").exists()
+    assert not [r for r in team.fake.mutating_requests() if "probe" in r.path]
 
 
 @pytest.mark.mysql
@@ -131,12 +136,11 @@ def test_member_b_gets_cache_hits_from_member_a_after_both_joined(team: Team) ->
     alice_repo = team.repo("alice")
     joined = collab(alice_repo, "join", "--connector", "python", env=alice.env)
     assert joined.returncode == 0, joined.stdout + joined.stderr
-    print(joined.stdout, joined.stderr)
     # The success summary says who joined, where both stores are, and what to run next.
     assert f"member:         {alice.principal}" in joined.stdout
     assert f"cloudsql://{CONNECTION}/{team.database}" in joined.stdout
     assert "(probe object written, read, deleted)" in joined.stdout
-    assert "next: `collab runs list`" in joined.stdout
+    assert "next: `collab pipelines list`, `collab runs list`" in joined.stdout
     run_script(alice_repo, "member_a.py", alice.env)
     git(alice_repo, "add", "pipelines")
     git(alice_repo, "commit", "-q", "-m", "Pipeline A")

@@ -149,12 +149,20 @@ class JoinResult:
     schema: SchemaCheck
     probe_object: str
     metadata_description: str
-    next_steps: tuple[str, ...] = (
-        "collab runs list", "collab pipelines list", "python your_pipeline.py", "collab doctor")
 
     @property
     def unchanged(self) -> bool:
         return not self.changed
+
+    @property
+    def next_steps(self) -> tuple[str, ...]:
+        """Commands worth running now that the member has joined."""
+        steps = ["collab pipelines list", "collab runs list"]
+        if self.schema.state == "behind":
+            steps.insert(0, "collab db upgrade")
+        if self.proxy is not None:
+            steps.append("collab proxy status")
+        return (*steps, "collab doctor")
 
 
 # -- planning (reads only) --------------------------------------------------------------------
@@ -314,6 +322,9 @@ def plan_join(request: JoinRequest, *, found: FoundCredentials, clients: Any,
     check_instance(clients, gcp)
     local = load_local_config(root)
     connector, reason, client = _choose_connector(request, local, found, docker)
+    if request.port is not None and connector == "python":
+        raise ConfigError(f"--port is for the proxy connector, but join uses the in-process "
+                          f"connector ({reason})", "drop --port, or add --connector proxy")
     db_user = iam_db_username(member)
 
     changes: list[str] = []

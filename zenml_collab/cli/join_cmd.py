@@ -89,6 +89,8 @@ def _print_result(result: Any) -> None:
     plan = result.plan
     if result.unchanged:
         console.print("[green]already joined[/]: nothing changed, both stores verified")
+    else:
+        console.print(f"[green]joined[/] the team stores of project {plan.gcp.project}")
     for change in result.changed:
         console.print(f"[green]done[/] {change}")
     via = (f"proxy {result.proxy.name} on 127.0.0.1:{result.proxy.port}"
