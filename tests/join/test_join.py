@@ -216,3 +216,29 @@ def test_proxy_start_before_a_proxy_join_says_to_join_first(team_no_sql_backend:
     done = collab(repo, "proxy", "start")
     assert done.returncode == 1
     assert "collab join --connector proxy" in done.stderr
+
+
+@pytest.mark.mysql
+def test_a_store_behind_this_version_is_verified_and_collab_db_upgrade_offered(
+    team: Team, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sqlalchemy as sa
+
+    from zenml_collab.actions.join import JoinRequest, JoinResult, join
+    from zenml_collab.core.metadata.store import HEAD_REVISION, MetadataStore
+
+    assert team.mysql is not None
+    old = sa.create_engine(sa.URL.create("mysql+pymysql", username=team.mysql["user"],
+                                         password=team.mysql["password"], host=team.mysql["host"],
+                                         port=team.mysql["port"], database=team.database))
+    MetadataStore(old).upgrade("0001")  # a teammate's older zenml-collab created the store
+    old.dispose()
+    member = team.member("nora")
+    repo = team.repo("nora")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(member.key_file))
+    result = join(JoinRequest(start=repo, connector="python"))
+    assert isinstance(result, JoinResult)
+    assert (result.schema.revision, result.schema.state) == ("0001", "behind")
+    assert HEAD_REVISION != "0001" and not result.schema.initialised
+    assert "collab db upgrade" in (result.schema.advice or "")
+    assert result.next_steps[0] == "collab db upgrade"
