@@ -23,6 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from zenml_collab.errors import ConfigError
 
+# libyaml's safe loader/dumper when PyYAML was built with it: ~10x faster than pure Python.
+SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SafeDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 TEAM_FILE = "collab.yaml"
 LOCAL_DIR = ".collab"
 LOCAL_FILE = "local.yaml"
@@ -155,7 +159,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc.strerror}",
                           "check the file's permissions") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -277,7 +281,7 @@ def load_settings(
 
 def _dump(model: BaseModel) -> str:
     data = model.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
-    return yaml.safe_dump(data, sort_keys=False)
+    return yaml.dump(data, Dumper=SafeDumper, sort_keys=False)
 
 
 def write_team_config(root: Path, config: TeamConfig) -> Path:
@@ -296,7 +300,7 @@ def write_local_config(root: Path, config: LocalConfig) -> Path:
     data = config.model_dump(mode="json", exclude_unset=True, exclude_none=True)
     if config.metadata is not None and config.metadata.password is not None:
         data["metadata"]["password"] = config.metadata.password.get_secret_value()
-    _atomic_write(path, yaml.safe_dump(data, sort_keys=False), mode=0o600)
+    _atomic_write(path, yaml.dump(data, Dumper=SafeDumper, sort_keys=False), mode=0o600)
     return path
 
 

@@ -73,3 +73,19 @@ def test_equal_content_gives_equal_address_and_is_stored_once(store):
     c = save_artifact(store, np.zeros(1000))
     assert a.hash == b.hash != c.hash
     assert len(list(Path(store.uri).glob("??/*"))) == 2
+
+
+def test_a_loaded_array_can_be_changed_without_changing_the_stored_artifact(store):
+    ref = save_artifact(store, np.arange(10))
+    loaded = load_artifact(store, ref)
+    loaded += 100  # a step mutating its input works on a private copy
+    np.testing.assert_array_equal(load_artifact(store, ref), np.arange(10))
+
+
+def test_small_values_already_stored_make_no_staging_writes(store, tmp_path):
+    first = save_artifact(store, {"a": 1})
+    staging = Path(store.uri) / ".tmp"
+    before = sorted(p.name for p in staging.iterdir()) if staging.exists() else []
+    assert save_artifact(store, {"a": 1}) == first
+    after = sorted(p.name for p in staging.iterdir()) if staging.exists() else []
+    assert before == after == []

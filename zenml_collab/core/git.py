@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import subprocess
 from dataclasses import dataclass
@@ -25,12 +26,25 @@ def _git(root: Path, *args: str) -> str | None:
 
 
 def git_info(root: Path) -> GitInfo:
-    """HEAD's SHA and the dirty flag (tracked files only: new untracked files are not code
-    a step can import by accident often enough to warn about on every run)."""
-    sha = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no") if sha else None
-    user = _git(root, "config", "user.email") or getpass.getuser()
-    return GitInfo(sha=sha or None, dirty=None if status is None else bool(status), user=user)
+    """HEAD's SHA and the dirty flag, from one `git status` (tracked files only: new untracked
+    files are not code a step can import by accident often enough to warn about every run)."""
+    status = _git(root, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    sha: str | None = None
+    dirty: bool | None = None
+    if status is not None:
+        lines = status.splitlines()
+        for line in lines:
+            if line.startswith("# branch.oid "):
+                oid = line.removeprefix("# branch.oid ").strip()
+                sha = None if oid == "(initial)" else oid
+        dirty = None if sha is None else any(not line.startswith("#") for line in lines)
+    return GitInfo(sha=sha, dirty=dirty, user=git_user(root))
+
+
+@functools.lru_cache(maxsize=16)
+def git_user(root: Path) -> str:
+    """Who runs: git's user.email, else the login name (once per process and repo)."""
+    return _git(root, "config", "user.email") or getpass.getuser()
 
 
 def find_git_root(start: Path) -> Path | None:

@@ -61,6 +61,15 @@ def hash_files(root: Path, names: Iterable[str]) -> str:
     return str(hasher.hexdigest())
 
 
+def hash_named_bytes(files: dict[str, bytes]) -> str:
+    """What :func:`hash_files` returns for files holding these bytes, without writing them."""
+    hasher = content_hasher()
+    for name in sorted(files):
+        hasher.update(f"{name}\0{len(files[name])}\0".encode())
+        hasher.update(files[name])
+    return str(hasher.hexdigest())
+
+
 def hash_bytes(data: bytes) -> str:
     hasher = content_hasher()
     hasher.update(data)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from zenml_collab.config import format_validation_error
+from zenml_collab.config import SafeDumper, SafeLoader, format_validation_error
 from zenml_collab.core.hashing import sha256_json
 from zenml_collab.errors import ConfigError
 
@@ -90,7 +90,7 @@ def load_pipeline_config(path: Path) -> PipelineConfig:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist",
                           "list pipelines with `collab pipelines list`") from None
@@ -114,4 +114,4 @@ def dump_pipeline_config(config: PipelineConfig) -> str:
     data = config.model_dump(mode="json", exclude_none=True)
     header = ("# zenml-collab pipeline config: commit it. Pipelines are immutable once run;\n"
               "# change one with Repository().get_pipeline_by_name(...).copy(new_name=...).\n")
-    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return header + yaml.dump(data, Dumper=SafeDumper, sort_keys=False, allow_unicode=True)

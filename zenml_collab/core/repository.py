@@ -118,16 +118,17 @@ class Repository:
             config = config.model_copy(update={"created": CreatedInfo(
                 by=git.user, at=datetime.now(UTC).isoformat(timespec="seconds"),
                 git_sha=git.sha, git_dirty=git.dirty)})
-        pipeline_id, _ = self.metadata.register_pipeline(
-            name=pipeline.name, kind=config.kind, identity=config.identity(),
-            config_json=config.model_dump_json(), created_by=git.user, git_sha=git.sha)
-        self._write_config(config)
         context = RunContext(git=git, hostname=socket.gethostname(),
                              environment=capture_environment())
         path = config_path(self.root, pipeline.name).relative_to(self.root)
-        run = run_pipeline(pipeline, pipeline_id=pipeline_id, metadata=self.metadata,
-                           artifacts=self.artifacts, context=context, on_step=on_step,
-                           resume_hint=f"collab run {path}")
+        with self.metadata.run_session():
+            pipeline_id, _ = self.metadata.register_pipeline(
+                name=pipeline.name, kind=config.kind, identity=config.identity(),
+                config_json=config.model_dump_json(), created_by=git.user, git_sha=git.sha)
+            self._write_config(config)
+            run = run_pipeline(pipeline, pipeline_id=pipeline_id, metadata=self.metadata,
+                               artifacts=self.artifacts, context=context, on_step=on_step,
+                               resume_hint=f"collab run {path}")
         pipeline.freeze("it has run; pipelines are immutable once run")
         return run
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from zenml_collab.core.artifacts.materializers import materializer_for, materializer_named
-from zenml_collab.core.hashing import hash_files
+from zenml_collab.core.hashing import hash_files, hash_named_bytes
 
 MANIFEST = "_manifest.json"
 
@@ -61,9 +61,23 @@ class ArtifactStore(Protocol):
 def save_artifact(store: ArtifactStore, value: Any, *, allow_pickle: bool = False) -> ArtifactRef:
     """Materialize ``value`` into ``store`` and return its reference."""
     materializer = materializer_for(value, allow_pickle=allow_pickle)
+    encode = getattr(materializer, "encode", None)
+    blobs: dict[str, bytes] | None = encode(value) if encode is not None else None
+    if blobs is not None:
+        # Small values are hashed in memory: an output the store already holds (a teammate's,
+        # or an unchanged re-execution) then costs no file writes at all.
+        ref = ArtifactRef(hash_named_bytes(blobs), materializer.name, tuple(blobs),
+                          sum(len(b) for b in blobs.values()))
+        if store.exists(ref):
+            return ref
     staged = store.staging_dir()
     try:
-        files = materializer.save(value, staged)
+        if blobs is not None:
+            files = list(blobs)
+            for name, data in blobs.items():
+                (staged / name).write_bytes(data)
+        else:
+            files = materializer.save(value, staged)
         content_hash = hash_files(staged, files)
         size = sum((staged / name).stat().st_size for name in files)
         ref = ArtifactRef(content_hash, materializer.name, tuple(files), size)

@@ -29,6 +29,12 @@ class Materializer(Protocol):
     def load(self, directory: Path) -> Any: ...
 
 
+def _write(directory: Path, files: dict[str, bytes]) -> list[str]:
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    return list(files)
+
+
 def _module_of(value: Any) -> str:
     return type(value).__module__.split(".", 1)[0]
 
@@ -53,9 +59,11 @@ class JsonMaterializer:
     def can_handle(self, value: Any) -> bool:
         return _is_jsonable(value)
 
+    def encode(self, value: Any) -> dict[str, bytes]:
+        return {"value.json": json.dumps(value, sort_keys=True).encode("utf-8")}
+
     def save(self, value: Any, directory: Path) -> list[str]:
-        (directory / "value.json").write_text(json.dumps(value, sort_keys=True), encoding="utf-8")
-        return ["value.json"]
+        return _write(directory, self.encode(value))
 
     def load(self, directory: Path) -> Any:
         return json.loads((directory / "value.json").read_text(encoding="utf-8"))
@@ -69,9 +77,11 @@ class BytesMaterializer:
     def can_handle(self, value: Any) -> bool:
         return isinstance(value, (bytes, bytearray, memoryview))
 
+    def encode(self, value: Any) -> dict[str, bytes]:
+        return {"data.bin": bytes(value)}
+
     def save(self, value: Any, directory: Path) -> list[str]:
-        (directory / "data.bin").write_bytes(bytes(value))
-        return ["data.bin"]
+        return _write(directory, self.encode(value))
 
     def load(self, directory: Path) -> Any:
         return (directory / "data.bin").read_bytes()
@@ -99,7 +109,10 @@ class NumpyMaterializer:
     def load(self, directory: Path) -> Any:
         import numpy as np
 
-        return np.load(directory / "array.npy", allow_pickle=False)
+        # Copy-on-write memory map: no read or copy up front, pages come from the page cache
+        # as the step touches them, and a step that writes to its input changes only its own
+        # private copy, never the stored artifact.
+        return np.load(directory / "array.npy", allow_pickle=False, mmap_mode="c")
 
 
 @dataclass(frozen=True)
