@@ -298,6 +298,34 @@ def _effective_metadata(root: Path, local: LocalConfig) -> MetadataConfig:
     return merge_metadata(load_team_config(root).metadata, local.metadata)
 
 
+def _plan_proxy(request: JoinRequest, team: TeamConfig, local: LocalConfig, root: Path,
+                client: Any) -> tuple[int, str, px.ProxyStatus, str | None]:
+    """Port, image and current container of the proxy; the change starting it (None: reuse).
+
+    A taken port or a missing image fails here, before anything starts.
+    """
+    assert team.gcp is not None
+    status = px.proxy_status(client, repo_root=root)
+    port = request.port or local.proxy_port or status.port or DEFAULT_PROXY_PORT
+    image = request.proxy_image or px.resolve_proxy_image(f"{team.proxy.image}:{team.proxy.version}")
+    serves_us = status.running and status.port == port
+    if not serves_us and px.port_in_use(port):
+        raise ConnectivityError(
+            f"port {port} on 127.0.0.1 is already in use by another program",
+            f"stop what listens on {port}, or use a free port: "
+            f"`collab join --port {px.find_free_port()}`")
+    if not _image_present(client, image):
+        raise ConfigError(
+            f"the Cloud SQL Auth Proxy image {image} is not available to docker",
+            f"pull it with `docker pull {image}`, set {px.PROXY_IMAGE_ENV} to an image you "
+            "have, or use `collab join --connector python`")
+    same = status.connection_name == team.gcp.instance and status.image == image
+    if status.ready and serves_us and same:
+        return port, image, status, None
+    return port, image, status, (f"start the Cloud SQL Auth Proxy ({image}) as container "
+                                 f"{status.name} on 127.0.0.1:{port}")
+
+
 def plan_join(request: JoinRequest, *, found: FoundCredentials, clients: Any,
               docker: Callable[[], Any] = px.connect_docker) -> JoinPlan:
     """Decide what joining needs; raises (and changes nothing) when something is missing.
@@ -333,27 +361,10 @@ def plan_join(request: JoinRequest, *, found: FoundCredentials, clients: Any,
         changes.append(f"create {LOCAL_DIR}/ and add it to .gitignore")
     port = image = status = None
     if connector == "proxy":
-        status = px.proxy_status(client, repo_root=root)
-        port = request.port or local.proxy_port or status.port or DEFAULT_PROXY_PORT
-        image = request.proxy_image or px.resolve_proxy_image(
-            f"{team.proxy.image}:{team.proxy.version}")
-        serves_us = status.running and status.port == port
-        if not serves_us and px.port_in_use(port):
-            free = px.find_free_port()
-            raise ConnectivityError(
-                f"port {port} on 127.0.0.1 is already in use by another program",
-                f"stop what listens on {port}, or use a free port: `collab join --port {free}`")
-        if not _image_present(client, image):
-            raise ConfigError(
-                f"the Cloud SQL Auth Proxy image {image} is not available to docker",
-                f"pull it with `docker pull {image}`, set {px.PROXY_IMAGE_ENV} to an image you "
-                "have, or use `collab join --connector python`")
-        ready = status.ready and status.connection_name == gcp.instance and status.image == image
-        if not (ready and serves_us):
-            changes.append(f"start the Cloud SQL Auth Proxy ({image}) as container {status.name} "
-                           f"on 127.0.0.1:{port}")
-    artifact_uri = team.artifacts.uri
-    artifacts = local.artifacts
+        port, image, status, change = _plan_proxy(request, team, local, root, client)
+        changes += [change] if change else []
+    # The team's bucket URI applies; a private override (e.g. a local folder) would hide it.
+    artifact_uri, artifacts = team.artifacts.uri, None
     if not artifact_uri.startswith(f"gs://{gcp.bucket}"):
         artifact_uri = f"gs://{gcp.bucket}/artifacts"
         artifacts = ArtifactsConfig(uri=artifact_uri)
