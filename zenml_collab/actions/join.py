@@ -428,30 +428,20 @@ def verify_metadata(cfg: MetadataConfig, root: Path, member: str) -> tuple[Schem
     except CollabError as exc:
         raise _login_refused(exc, cfg, member) or exc from None
     except Exception as exc:  # the in-process connector raises its HTTP client's errors
-        if getattr(exc, "status", None) == 403:
+        import sqlalchemy as sa
+
+        status = getattr(exc, "status", None)
+        if status is None and not isinstance(exc, OSError | sa.exc.SQLAlchemyError):
+            raise  # a bug, not a connection problem: keep the traceback
+        if status == 403:
             raise PermissionDeniedError(f"Cloud SQL refused the connection: {exc}",
                                         "run `collab doctor` to see which role is missing") from None
         raise ConnectivityError(f"cannot open the metadata store {store.description}: {exc}",
                                 "check `collab proxy status` (proxy) or your network, then "
                                 "re-run `collab join`") from None
     finally:
+        # The cloudsql engine closes its connector (and event loop) when it is collected.
         store.engine.dispose()
-        _close_connector(getattr(store.engine, "info_connector", None))
-
-
-def _close_connector(connector: Any) -> None:
-    """Close the in-process connector and the event loop it made for itself.
-
-    ``Connector.close()`` stops the loop it created but never closes it, leaking the loop's
-    self-pipe (a ResourceWarning); only a connector that owns a thread owns its loop.
-    """
-    if connector is None:
-        return
-    connector.close()
-    loop = getattr(connector, "_loop", None)
-    if getattr(connector, "_thread", None) is not None and loop is not None \
-            and not loop.is_running() and not loop.is_closed():
-        loop.close()
 
 
 def _login_refused(exc: CollabError, cfg: MetadataConfig, member: str) -> CollabError | None:
