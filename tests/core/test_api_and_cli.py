@@ -187,3 +187,16 @@ def test_version_and_usage_errors_have_documented_exit_codes(tmp_repo):
     assert tmp_repo.collab("--version").stdout.strip() == f"collab, version {zenml_collab.__version__}"
     assert tmp_repo.collab("runs", "show").returncode == 2
     assert tmp_repo.collab("no-such-command").returncode == 2
+
+
+def test_the_recorded_credentials_file_is_used_unless_the_environment_names_one(
+        tmp_repo, monkeypatch):
+    import os
+
+    tmp_repo.gen({".collab/local.yaml": "credentials_file: /keys/member.json\n"})
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    Repository().artifacts  # noqa: B018 - opening a store applies it
+    assert os.environ["GOOGLE_APPLICATION_CREDENTIALS"] == "/keys/member.json"
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/keys/from-env.json")
+    Repository().metadata  # noqa: B018
+    assert os.environ["GOOGLE_APPLICATION_CREDENTIALS"] == "/keys/from-env.json"

@@ -150,7 +150,7 @@ def test_port_already_in_use_is_refused_before_anything_starts(
         with pytest.raises(ConnectivityError) as info:
             _start(docker_client, repo_root, credentials, proxy_image, port=taken)
     assert str(taken) in info.value.message
-    assert info.value.hint and "proxy_port" in info.value.hint
+    assert info.value.hint and "collab join --port" in info.value.hint
     assert proxy_status(docker_client, repo_root=repo_root).state == "absent"
 
 

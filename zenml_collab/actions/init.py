@@ -44,6 +44,19 @@ def ensure_ignored(root: Path) -> bool:
     return True
 
 
+def prepare_local_dir(root: Path) -> tuple[bool, bool]:
+    """Create `.collab/` (0700) and ignore it; returns (created, gitignore_updated).
+
+    The part of `collab init` that needs no store: `collab join` uses it before the team's
+    stores are reachable.
+    """
+    local = root / LOCAL_DIR
+    created = not local.is_dir()
+    local.mkdir(exist_ok=True)
+    local.chmod(0o700)
+    return created, ensure_ignored(root)
+
+
 def init_repo(path: Path) -> InitResult:
     """Create `.collab/`, ignore it, and open (creating if empty) the metadata store."""
     path = path.resolve()
@@ -53,11 +66,7 @@ def init_repo(path: Path) -> InitResult:
             f"{path} is not inside a git repository",
             "run `git init` first: zenml-collab pins every run to a git commit",
         )
-    local = root / LOCAL_DIR
-    created = not local.is_dir()
-    local.mkdir(exist_ok=True)
-    local.chmod(0o700)
-    updated = ensure_ignored(root)
+    created, updated = prepare_local_dir(root)
     repo = Repository(root)
     store = repo.metadata  # opens and, for an empty store, creates the schema
     return InitResult(root, created, updated, store.description, repo.settings.artifacts.uri,

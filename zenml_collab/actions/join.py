@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from zenml_collab.actions.init import is_ignored, prepare_local_dir
 from zenml_collab.config import (
     LOCAL_DIR,
     LOCAL_FILE,
@@ -333,7 +334,6 @@ def plan_join(request: JoinRequest, *, found: FoundCredentials, clients: Any,
     ``clients`` is a :class:`~zenml_collab.infra.gcp.clients.GcpClients` of the member;
     ``docker`` returns a docker client (called only when the proxy is wanted or probed).
     """
-    from zenml_collab.actions.init import is_ignored
     from zenml_collab.infra.gcp.sqladmin import iam_db_username
 
     root, team, gcp = load_team(request.start)
@@ -386,31 +386,15 @@ def plan_join(request: JoinRequest, *, found: FoundCredentials, clients: Any,
 
 
 # -- applying ---------------------------------------------------------------------------------
-def _init_local_dir(root: Path) -> None:
-    """The part of `collab init` join needs; opening the store is the verification's job."""
-    from zenml_collab.actions.init import ensure_ignored
-
-    local = root / LOCAL_DIR
-    local.mkdir(exist_ok=True)
-    local.chmod(0o700)
-    ensure_ignored(root)
-
-
 def start_member_proxy(client: Any, *, root: Path, instance: str, credentials_file: Path,
                        port: int, image: str, extra_args: tuple[str, ...] = (),
                        extra_mounts: Mapping[str, str] | None = None,
                        timeout: float = 60.0) -> px.ProxyStatus:
-    """Start (or reuse) the repository's proxy; a taken port gets join's hint."""
-    try:
-        return px.start_proxy(
-            client, repo_root=root, connection_name=instance, credentials_file=credentials_file,
-            port=port, image=image, extra_args=extra_args, extra_mounts=extra_mounts, pull=False,
-            timeout=timeout)
-    except ConnectivityError as exc:
-        if "already in use" in exc.message:
-            raise ConnectivityError(exc.message, f"stop what listens on {port}, or use a free "
-                                    f"port: `collab join --port {px.find_free_port()}`") from None
-        raise
+    """Start (or reuse) the repository's proxy."""
+    return px.start_proxy(
+        client, repo_root=root, connection_name=instance, credentials_file=credentials_file,
+        port=port, image=image, extra_args=extra_args, extra_mounts=extra_mounts, pull=False,
+        timeout=timeout)
 
 
 def verify_metadata(cfg: MetadataConfig, root: Path, member: str) -> tuple[SchemaCheck, str]:
@@ -474,7 +458,7 @@ def apply_join(plan: JoinPlan, *, clients: Any, docker: Callable[[], Any] = px.c
 
     changed: list[str] = []
     if plan.init_needed:
-        _init_local_dir(plan.root)
+        prepare_local_dir(plan.root)
         changed.append(f"created {LOCAL_DIR}/ (ignored by git)")
     status = None
     if plan.connector == "proxy":

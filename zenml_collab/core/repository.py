@@ -75,11 +75,24 @@ class Repository:
             self._settings = load_settings(self.root)
         return self._settings
 
+    def _use_member_credentials(self) -> None:
+        """The credentials `collab join` recorded, unless the environment names others.
+
+        Google's libraries (the connector, Cloud Storage) read Application Default
+        Credentials; pointing ADC at the recorded file keeps the precedence rule (environment
+        over local config) and lets a member who joined with a key file run pipelines without
+        exporting it in every shell.
+        """
+        credentials = self.settings.local.credentials_file
+        if credentials and not os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+            os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = credentials
+
     @property
     def metadata(self) -> MetadataStore:
         if self._metadata is None:
             from zenml_collab.core.stores import open_metadata_store
 
+            self._use_member_credentials()
             store = open_metadata_store(self.settings.metadata, self.root)
             store.check_schema()
             self._metadata = store
@@ -90,6 +103,7 @@ class Repository:
         if self._artifacts is None:
             from zenml_collab.core.stores import open_artifact_store
 
+            self._use_member_credentials()
             self._artifacts = open_artifact_store(self.settings.artifacts.uri, self.root)
         return self._artifacts
 

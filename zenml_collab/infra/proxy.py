@@ -108,7 +108,7 @@ def connect_docker(base_url: str | None = None) -> Any:
         raise ConnectivityError(
             f"cannot reach the docker daemon: {exc}",
             "start Docker (or set DOCKER_HOST), or use the in-process connector: "
-            "`collab config local set connector python`",
+            "`collab join --connector python`",
         ) from exc
     return client
 
@@ -246,7 +246,7 @@ def _port_taken(port: int) -> ConnectivityError:
     return ConnectivityError(
         f"port {port} on 127.0.0.1 is already in use by another program",
         f"stop what listens on {port}, or use a free port such as {free}: "
-        f"`collab config local set proxy_port {free}`",
+        f"`collab join --port {free}`",
     )
 
 
