@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -14,10 +18,11 @@ from tests.gcp_client.conftest import (  # noqa: F401 - fixtures re-exported for
     REGION,
     admin,
     clients_for,
-    gcp,
     login,
 )
-from zenml_collab.actions.bootstrap import BootstrapRequest
+from tests.gcp_client.conftest import gcp as gcp_without_mysql  # noqa: F401 - used by `gcp`
+from zenml_collab.actions.bootstrap import GRANT_ADMIN_USER, BootstrapRequest
+from zenml_collab.testing.fake_gcp import FakeGCP
 from zenml_collab.testing.repos import make_git_repo
 
 ALICE = "user:alice@example.com"
@@ -75,3 +80,54 @@ def bootstrap_args(*extra: str, members: tuple[str, ...] = (ALICE, BOB, ADMIN_ME
     for member in members:
         args += ["--member", member]
     return [*args, *extra]
+
+
+def mysql_root() -> Any:
+    """A root connection to the test MariaDB (autocommit)."""
+    import pymysql
+
+    url = urlsplit(os.environ["COLLAB_TEST_MYSQL_URL"])
+    return pymysql.connect(host=url.hostname, port=url.port or 3306,
+                           user=unquote(url.username or "root"),
+                           password=unquote(url.password or ""), autocommit=True)
+
+
+@pytest.fixture
+def gcp(gcp_without_mysql: FakeGCP) -> Iterator[FakeGCP]:  # noqa: F811 - the fixture
+    """The fake with the test MariaDB behind its instances, when scripts/test provides one.
+
+    Stand-in for a gap of the fake: Cloud SQL gives every built-in user it creates the
+    ``cloudsqlsuperuser`` role, which holds its privileges WITH GRANT OPTION; the fake's mirror
+    grants ``ALL ON *.*`` without it. So ``collab-admin`` is made here first, able to grant; the
+    fake then only sets its password (ALTER USER) and leaves it for us to drop.
+    """
+    fake = gcp_without_mysql
+    if not os.environ.get("COLLAB_TEST_MYSQL_URL"):
+        yield fake
+        return
+    fake.attach_mysql(os.environ["COLLAB_TEST_MYSQL_URL"])
+    conn = mysql_root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS %s@'%%'", (GRANT_ADMIN_USER,))
+            cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s",
+                        (GRANT_ADMIN_USER, secrets.token_urlsafe(16)))
+            cur.execute(f"GRANT ALL ON *.* TO `{GRANT_ADMIN_USER}`@'%' WITH GRANT OPTION")
+        yield fake
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS %s@'%%'", (GRANT_ADMIN_USER,))
+        conn.close()
+
+
+@pytest.fixture
+def with_mysql(gcp: FakeGCP) -> FakeGCP:
+    """For tests whose bootstrap runs GRANTs (IAM auth): they need the MariaDB."""
+    if gcp.mysql is None:
+        pytest.skip("COLLAB_TEST_MYSQL_URL is not set (run under scripts/test for MariaDB)")
+    return gcp
+
+
+def runs_grants(test: Callable[..., None]) -> Callable[..., None]:
+    """Mark a test whose bootstrap applies with IAM auth: it runs GRANTs on the MariaDB."""
+    return pytest.mark.mysql(pytest.mark.usefixtures("with_mysql")(test))

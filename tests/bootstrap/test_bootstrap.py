@@ -19,6 +19,7 @@ from tests.bootstrap.conftest import (
     CliResult,
     bootstrap_args,
     make_request,
+    runs_grants,
 )
 from zenml_collab.actions import bootstrap as action
 from zenml_collab.config import file_mode, load_team_config
@@ -34,6 +35,7 @@ def _method_count(gcp: FakeGCP, method_id: str, status: int | None = 200) -> int
                if r.method_id == method_id and (status is None or r.status == status))
 
 
+@runs_grants
 def test_fresh_project_gets_exactly_the_resources_and_least_privilege_bindings(
     gcp: FakeGCP, collab: Callable[..., CliResult], repo: Path,
 ) -> None:
@@ -73,6 +75,7 @@ def test_fresh_project_gets_exactly_the_resources_and_least_privilege_bindings(
     assert "collab join" in result.out and "git add collab.yaml" in result.out
 
 
+@runs_grants
 def test_second_run_makes_no_mutating_request_and_says_everything_is_in_place(
     gcp: FakeGCP, collab: Callable[..., CliResult],
 ) -> None:
@@ -99,9 +102,10 @@ def test_dry_run_plans_everything_and_changes_nothing(
     project_roles = {(b["role"], b["member"]) for b in plan["bindings"] if b["scope"] == "project"}
     assert project_roles == {(role, m) for m in MEMBERS
                              for role in ("roles/cloudsql.client", "roles/cloudsql.instanceUser")}
-    assert plan["changes"] == 2 + len(MEMBERS) + 1 + 4 * len(MEMBERS)
+    assert plan["changes"] == 2 + len(MEMBERS) + 1 + 4 * len(MEMBERS) + len(MEMBERS)
 
 
+@runs_grants
 def test_interrupted_instance_creation_resumes_without_duplicates(
     gcp: FakeGCP, admin: GcpClients,
 ) -> None:
@@ -123,7 +127,7 @@ def test_interrupted_instance_creation_resumes_without_duplicates(
     assert final.changes == 0
     assert _method_count(gcp, "sql.instances.insert", None) == 1
     assert _method_count(gcp, "sql.databases.insert", None) == 1
-    assert _method_count(gcp, "sql.users.insert", None) == len(MEMBERS)
+    assert _method_count(gcp, "sql.users.insert", None) == len(MEMBERS) + 1  # + collab-admin
     assert _method_count(gcp, "storage.buckets.insert", None) == 1
 
 
@@ -152,6 +156,7 @@ def test_disabled_sqladmin_api_stops_with_the_enable_command(
     assert gcp.mutating_requests() == []
 
 
+@runs_grants
 def test_disabled_sqladmin_api_is_enabled_with_yes(
     gcp: FakeGCP, collab: Callable[..., CliResult],
 ) -> None:
@@ -162,6 +167,7 @@ def test_disabled_sqladmin_api_is_enabled_with_yes(
     assert gcp.instance(PROJECT, "zenml-metadata").state == "RUNNABLE"
 
 
+@runs_grants
 def test_concurrent_project_policy_edit_is_retried_and_survives(
     gcp: FakeGCP, admin: GcpClients,
 ) -> None:
@@ -187,6 +193,7 @@ def test_concurrent_project_policy_edit_is_retried_and_survives(
     assert _method_count(gcp, "cloudresourcemanager.projects.setIamPolicy", 409) == 1
 
 
+@runs_grants
 @pytest.mark.parametrize("status", [429, 503])
 @pytest.mark.parametrize("method", [
     "cloudresourcemanager.projects.testIamPermissions",
@@ -229,8 +236,11 @@ def test_password_auth_keeps_passwords_out_of_collab_yaml(
     assert file_mode(local) == 0o600
     policy = gcp.world.projects[PROJECT].policy.bindings
     assert ALICE not in policy.get("roles/cloudsql.instanceUser", [])
+    # Built-in users have their privileges already: no grants, no grant user.
+    assert out["plan"]["grants"] == [] and (action.GRANT_ADMIN_USER, "%") not in inst.users
 
 
+@runs_grants
 def test_existing_broad_storage_role_is_reported_and_left_alone(
     gcp: FakeGCP, admin: GcpClients,
 ) -> None:
@@ -241,6 +251,7 @@ def test_existing_broad_storage_role_is_reported_and_left_alone(
     assert ALICE in gcp.world.projects[PROJECT].policy.bindings["roles/storage.admin"]
 
 
+@runs_grants
 def test_existing_instance_without_iam_flag_is_patched_keeping_other_flags(
     gcp: FakeGCP, admin: GcpClients,
 ) -> None:

@@ -13,6 +13,9 @@
                        "name", "action": "create"|"update"|"wait"|"none", "settings": {}}],
         "bindings":  [{"scope": "project"|"bucket", "resource": "projects/P"|"gs://B",
                        "role", "member", "action": "add"|"none"}],
+        "grants":    [{"member", "login", "database", "reason": "new user"|"regrant",
+                       "action": "grant"}],   # GRANT ALL PRIVILEGES ON `database`.* TO login@%
+        "grant_user": {"name": "collab-admin", "action": "create"|"update"|"none"},
         "warnings": [str],
         "changes": int               # items whose action is not "none"
       },
@@ -22,6 +25,10 @@
     }
 
 The plan is the one computed before applying (a second run shows ``"changes": 0``).
+
+``grants`` lists the members whose IAM database user gets its database in this run: those
+created now, or all with ``--regrant``. bootstrap runs them as the built-in user ``collab-admin``
+after setting a fresh random password on it (``grant_user``) that is never stored or shown.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ import click
 from zenml_collab.cli.render import console, err_console, table
 from zenml_collab.errors import CollabError
 
-_ACTION_STYLE = {"create": "green", "add": "green", "enable": "green", "update": "yellow",
+_ACTION_STYLE = {"create": "green", "add": "green", "enable": "green", "grant": "green",
+                 "update": "yellow",
                  "wait": "cyan", "none": "dim"}
 
 
@@ -81,6 +89,13 @@ def _render_plan(plan: Any) -> None:
     for b in data["bindings"]:
         console.print(f"  {_styled(b['action'], 6)}  {b['role']}  {b['member']}  "
                       f"on {b['resource']}", overflow="ignore", crop=False)
+    if data["grants"]:
+        console.print(f"database grants (as {data['grant_user']['name']}, password set fresh "
+                      "and never stored)")
+    for g in data["grants"]:
+        console.print(f"  {_styled(g['action'], 6)}  ALL PRIVILEGES on `{g['database']}`.* to "
+                      f"'{g['login']}'@'%'  ({g['reason']}: {g['member']})",
+                      overflow="ignore", crop=False)
     for warning in data["warnings"]:
         err_console.print(f"[yellow]warning:[/] {warning}")
 
@@ -108,14 +123,16 @@ def _on_progress(event: Any) -> None:
                    "(repeat; include yourself).")
 @click.option("--db-auth", type=click.Choice(["iam", "password"]), default="iam",
               show_default=True, help="How members log in to MySQL.")
+@click.option("--regrant", is_flag=True, help="Grant every member's IAM database user its "
+              "database again (repairs an interrupted run or a hand-made user).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask (enable disabled APIs).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see docs).")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=".", show_default=True, help="Repository to write collab.yaml into.")
 def bootstrap(project: str | None, region: str | None, instance: str, bucket: str | None,
-              tier: str, database: str, members: tuple[str, ...], db_auth: str, dry_run: bool,
-              yes: bool, as_json: bool, directory: Path) -> None:
+              tier: str, database: str, members: tuple[str, ...], db_auth: str, regrant: bool,
+              dry_run: bool, yes: bool, as_json: bool, directory: Path) -> None:
     """Provision (or check) the team's Cloud SQL instance, bucket and IAM; safe to re-run."""
     from zenml_collab.actions import bootstrap as action
     from zenml_collab.infra.gcp.clients import GcpClients
@@ -125,7 +142,7 @@ def bootstrap(project: str | None, region: str | None, instance: str, bucket: st
     request = action.BootstrapRequest(
         project=_resolve_project(project, found), region=_resolve_region(region),
         members=members, instance=instance, bucket=bucket, tier=tier, database=database,
-        db_auth="password" if db_auth == "password" else "iam")
+        db_auth="password" if db_auth == "password" else "iam", regrant=regrant)
     with GcpClients.from_found(found, request.project) as clients:
         plan = action.plan(clients, request)
         if not as_json:
@@ -143,8 +160,12 @@ def bootstrap(project: str | None, region: str | None, instance: str, bucket: st
             result = action.apply(clients, plan, None if as_json else _on_progress,
                                   enable_services=enable)
         except KeyboardInterrupt:
+            # Users created before the interrupt exist on the re-run, so only --regrant grants
+            # them their database.
+            again = " with --regrant" if plan.grants else ""
             raise CollabError("interrupted; what was started keeps going on Google's side",
-                              "re-run the same command: it resumes from what exists") from None
+                              f"re-run the same command{again}: it resumes from what "
+                              "exists") from None
     root = action.config_root(directory)
     path, own = action.write_config(root, plan, result.passwords)
     handed = tuple(p for p in result.passwords if p is not own)
@@ -165,6 +186,8 @@ def _finish(as_json: bool, plan: Any, *, applied: bool, path: Path | None = None
         console.print(f"dry run: {plan.changes} change(s) planned, none made")
         return
     console.print(f"[green]done[/]: {plan.changes} change(s); wrote {path}")
+    if plan.grants:
+        console.print(f"granted {len(plan.grants)} member(s) the database {plan.request.database}")
     if own is not None:
         console.print(f"your database password is in .collab/local.yaml (user {own.username})")
     for p in passwords:

@@ -7,21 +7,28 @@ JSON-able :class:`Plan`; :func:`apply` carries it out and reports progress. ``--
 while the instance is being created) is finished by running the command again, and a run on a
 complete setup plans nothing and makes no mutating call.
 
+With IAM database auth, members' new database users get their database through :mod:`.grants`
+(``GRANT`` run as the built-in ``collab-admin`` user); ``--regrant`` grants every member again,
+which repairs a run interrupted between creating users and granting them.
+
 One module per concern: :mod:`.model` (request, plan and its JSON shape, progress, result),
-:mod:`.planning` (the read-only phase), :mod:`.applying` (the mutating steps) and
-:mod:`.config` (writing ``collab.yaml`` and the admin's password).
+:mod:`.planning` (the read-only phase), :mod:`.applying` (the mutating steps), :mod:`.grants`
+(the SQL GRANTs) and :mod:`.config` (writing ``collab.yaml`` and the admin's password).
 """
 
 from __future__ import annotations
 
 from zenml_collab.actions.bootstrap.applying import apply
 from zenml_collab.actions.bootstrap.config import config_root, team_config, write_config
+from zenml_collab.actions.bootstrap.grants import grant_statement
 from zenml_collab.actions.bootstrap.model import (
+    GRANT_ADMIN_USER,
     IAM_FLAG,
     Action,
     ApplyResult,
     BindingChange,
     BootstrapRequest,
+    GrantChange,
     MemberPassword,
     Plan,
     Progress,
@@ -38,12 +45,14 @@ from zenml_collab.actions.bootstrap.planning import (
 )
 
 __all__ = [
+    "GRANT_ADMIN_USER",
     "IAM_FLAG",
     "PROJECT_STORAGE_ROLES",
     "Action",
     "ApplyResult",
     "BindingChange",
     "BootstrapRequest",
+    "GrantChange",
     "MemberPassword",
     "Plan",
     "Progress",
@@ -53,6 +62,7 @@ __all__ = [
     "apply",
     "config_root",
     "db_user",
+    "grant_statement",
     "instance_body",
     "password_username",
     "plan",

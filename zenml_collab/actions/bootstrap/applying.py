@@ -7,6 +7,7 @@ import functools
 import secrets
 from collections.abc import Callable
 
+from zenml_collab.actions.bootstrap.grants import apply_grants
 from zenml_collab.actions.bootstrap.model import (
     IAM_FLAG,
     ApplyResult,
@@ -160,4 +161,7 @@ def apply(clients: GcpClients, plan_: Plan, on_progress: ProgressCallback | None
             sorted(bucket_wanted))))
         buckets.add_bucket_bindings(clients.storage, bucket.name, bucket_wanted,
                                     retry=clients.retry)
-    return ApplyResult(plan_.changes, tuple(passwords))
+    # Last: the one step that talks to MySQL itself (port 3307 may be blocked where the admin
+    # sits), so when it fails everything else is in place and `--regrant` is all that is left.
+    apply_grants(clients, plan_, report)
+    return ApplyResult(plan_.changes, tuple(passwords), tuple(g.login for g in plan_.grants))

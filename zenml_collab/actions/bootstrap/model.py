@@ -12,8 +12,11 @@ from zenml_collab.errors import CollabError
 from zenml_collab.infra.gcp import sqladmin
 from zenml_collab.infra.gcp.permissions import DbAuth, normalise_member
 
-Action = Literal["create", "update", "wait", "enable", "add", "none"]
+Action = Literal["create", "update", "wait", "enable", "add", "grant", "none"]
 IAM_FLAG = "cloudsql_iam_authentication"
+# The built-in user bootstrap logs in as to GRANT members their database: Cloud SQL gives a new
+# IAM database user no privileges, and only a built-in user (role cloudsqlsuperuser) can grant.
+GRANT_ADMIN_USER = "collab-admin"
 _MEMBER = re.compile(r"^(user|serviceAccount):[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -29,6 +32,7 @@ class BootstrapRequest:
     tier: str = "db-custom-1-3840"
     database: str = "zenml"
     db_auth: DbAuth = "iam"
+    regrant: bool = False
 
     @property
     def bucket_name(self) -> str:
@@ -46,7 +50,8 @@ class BootstrapRequest:
             raise CollabError("no members given", "pass --member user:you@example.com for each "
                                                   "teammate (you too)")
         return BootstrapRequest(self.project, self.region, members, self.instance,
-                                self.bucket_name, self.tier, self.database, self.db_auth)
+                                self.bucket_name, self.tier, self.database, self.db_auth,
+                                self.regrant)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,20 @@ class BindingChange:
 
 
 @dataclass(frozen=True)
+class GrantChange:
+    """``GRANT ALL PRIVILEGES ON `database`.* TO 'login'@'%'`` for a member's IAM user.
+
+    ``reason`` is ``"new user"`` (created in this run) or ``"regrant"`` (``--regrant``).
+    """
+
+    member: str
+    login: str
+    database: str
+    reason: Literal["new user", "regrant"]
+    action: Action = "grant"
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything bootstrap found and would change. ``to_json`` is the documented shape."""
 
@@ -86,11 +105,15 @@ class Plan:
     resources: tuple[ResourceChange, ...]
     bindings: tuple[BindingChange, ...]
     warnings: tuple[str, ...] = ()
+    grants: tuple[GrantChange, ...] = ()
+    # How apply gets a password onto GRANT_ADMIN_USER when there are grants: "create" (absent)
+    # or "update" (exists: set a fresh one); "none" when there is nothing to grant.
+    grant_user: Action = "none"
 
     @property
     def changes(self) -> int:
-        items: tuple[ServiceState | ResourceChange | BindingChange, ...] = (
-            *self.services, *self.resources, *self.bindings)
+        items: tuple[ServiceState | ResourceChange | BindingChange | GrantChange, ...] = (
+            *self.services, *self.resources, *self.bindings, *self.grants)
         return sum(1 for item in items if item.action != "none")
 
     @property
@@ -110,6 +133,8 @@ class Plan:
             "services": [asdict(s) for s in self.services],
             "resources": [asdict(r) for r in self.resources],
             "bindings": [asdict(b) for b in self.bindings],
+            "grants": [asdict(g) for g in self.grants],
+            "grant_user": {"name": GRANT_ADMIN_USER, "action": self.grant_user},
             "warnings": list(self.warnings),
             "changes": self.changes,
         }
@@ -137,6 +162,7 @@ class MemberPassword:
 class ApplyResult:
     changes: int
     passwords: tuple[MemberPassword, ...] = ()
+    granted: tuple[str, ...] = ()  # MySQL logins granted the database in this run
 
 
 ProgressCallback = Callable[[Progress], None]

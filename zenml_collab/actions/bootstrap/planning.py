@@ -7,10 +7,12 @@ import re
 from typing import Any
 
 from zenml_collab.actions.bootstrap.model import (
+    GRANT_ADMIN_USER,
     IAM_FLAG,
     Action,
     BindingChange,
     BootstrapRequest,
+    GrantChange,
     Plan,
     ResourceChange,
     ServiceState,
@@ -31,6 +33,8 @@ from zenml_collab.infra.gcp.permissions import (
     normalise_member,
 )
 
+# What setting GRANT_ADMIN_USER's password takes, by how (it exists, or is created).
+GRANT_PERMISSIONS = {"update": "cloudsql.users.update", "create": "cloudsql.users.create"}
 PROJECT_STORAGE_ROLES = frozenset({"roles/storage.admin", "roles/storage.objectAdmin",
                                    "roles/storage.objectViewer", "roles/storage.objectCreator"})
 
@@ -106,7 +110,9 @@ def _plan_services(clients: GcpClients, req: BootstrapRequest) -> tuple[ServiceS
 
 
 def _plan_sql(clients: GcpClients, req: BootstrapRequest, sql_enabled: bool,
-              warnings: list[str]) -> tuple[list[ResourceChange], str]:
+              warnings: list[str]) -> tuple[list[ResourceChange], str, bool]:
+    """The instance, database and member users; the connection name; and whether
+    :data:`GRANT_ADMIN_USER` exists (host ``%``)."""
     body = instance_body(req)
     default_name = f"{req.project}:{req.region}:{req.instance}"
     inst = (sqladmin.get_instance(clients.sqladmin, req.project, req.instance,
@@ -118,7 +124,7 @@ def _plan_sql(clients: GcpClients, req: BootstrapRequest, sql_enabled: bool,
                               {"charset": "utf8mb4", "collation": "utf8mb4_general_ci"})]
         out += [ResourceChange("sql_user", name, "create", {"type": kind, "member": m})
                 for m, name, kind in users]
-        return out, default_name
+        return out, default_name, False
     if inst.get("region") != req.region:
         raise CollabError(f"instance {req.instance} exists in region {inst.get('region')}, "
                           f"not {req.region}", f"pass --region {inst.get('region')} to use it, "
@@ -145,17 +151,52 @@ def _plan_sql(clients: GcpClients, req: BootstrapRequest, sql_enabled: bool,
                         "through the Auth Proxy and do not need them")
     out = [ResourceChange("sql_instance", req.instance, action, patch)]
     if pending:
-        db_exists, existing = False, set()
+        db_exists, found = False, []
     else:
         db_exists = sqladmin.get_database(clients.sqladmin, req.project, req.instance,
                                           req.database, retry=clients.retry) is not None
-        existing = {u["name"] for u in sqladmin.list_users(clients.sqladmin, req.project,
-                                                           req.instance, retry=clients.retry)}
+        found = sqladmin.list_users(clients.sqladmin, req.project, req.instance,
+                                    retry=clients.retry)
+    existing = {u["name"] for u in found}
+    grant_admin = any(u["name"] == GRANT_ADMIN_USER and u.get("type", "BUILT_IN") == "BUILT_IN"
+                      and u.get("host", "%") == "%" for u in found)
     out.append(ResourceChange("sql_database", req.database, "none" if db_exists else "create",
                               {"charset": "utf8mb4", "collation": "utf8mb4_general_ci"}))
     out += [ResourceChange("sql_user", name, "none" if name in existing else "create",
                            {"type": kind, "member": m}) for m, name, kind in users]
-    return out, sqladmin.connection_name(inst)
+    return out, sqladmin.connection_name(inst), grant_admin
+
+
+def _plan_grants(clients: GcpClients, req: BootstrapRequest, users: list[ResourceChange],
+                 grant_admin_exists: bool, warnings: list[str]
+                 ) -> tuple[tuple[GrantChange, ...], Action]:
+    """The database grants apply runs as :data:`GRANT_ADMIN_USER`, and how that user gets its
+    password ("create" or "update"). Raises :class:`PermissionDeniedError` before any change
+    when the caller could not carry them out."""
+    if req.db_auth != "iam":
+        if req.regrant:
+            warnings.append("--regrant has no effect with --db-auth password: built-in users "
+                            "need no grants")
+        return (), "none"
+    grants = tuple(
+        GrantChange(u.settings["member"], sqladmin.iam_db_username(u.settings["member"]),
+                    req.database, "new user" if u.action == "create" else "regrant")
+        for u in users if u.action == "create" or req.regrant)
+    if not grants:
+        return (), "none"
+    grant_user: Action = "update" if grant_admin_exists else "create"
+    needed = (GRANT_PERMISSIONS[grant_user], "cloudsql.instances.connect")
+    held = projects.test_permissions(clients.projects, req.project, list(needed),
+                                     retry=clients.retry)
+    missing = [p for p in needed if p not in held]
+    if missing:
+        who = normalise_member(clients.account) if clients.account else "YOUR-ACCOUNT"
+        role = admin_role(missing[0])
+        raise PermissionDeniedError(
+            f"granting members their database needs {', '.join(missing)} (granted by {role}), "
+            f"which you lack on project {req.project}",
+            f"ask a project owner to run:\n  {grant_command(who, role, project=req.project)}")
+    return grants, grant_user
 
 
 def _plan_project_bindings(clients: GcpClients, req: BootstrapRequest,
@@ -212,10 +253,12 @@ def plan(clients: GcpClients, request: BootstrapRequest) -> Plan:
     states = _plan_services(clients, req)
     enabled = {s.name for s in states if s.enabled}
     warnings: list[str] = []
-    sql_changes, connection = _plan_sql(clients, req, "sqladmin.googleapis.com" in enabled,
-                                        warnings)
+    sql_changes, connection, grant_admin = _plan_sql(
+        clients, req, "sqladmin.googleapis.com" in enabled, warnings)
+    grants, grant_user = _plan_grants(
+        clients, req, [c for c in sql_changes if c.type == "sql_user"], grant_admin, warnings)
     project_bindings = _plan_project_bindings(clients, req, warnings)
     bucket, bucket_bindings = _plan_bucket(clients, req, "storage.googleapis.com" in enabled,
                                            warnings)
     return Plan(req, clients.account, connection, states, (*sql_changes, bucket),
-                (*project_bindings, *bucket_bindings), tuple(warnings))
+                (*project_bindings, *bucket_bindings), tuple(warnings), grants, grant_user)

@@ -134,7 +134,14 @@ def login(ctx: DoctorContext) -> DbLogin:
             version, user = conn.execute(sa.text(query)).one()
     except sa.exc.DBAPIError as exc:
         code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-        if code in (1044, 1045, 1698):  # access denied (for user / to database)
+        if code == 1044:  # the login worked; the user holds no privileges on the database
+            raise PermissionDeniedError(
+                f"{store.description} refused the database: {exc.orig}",
+                "your database user has not been granted the database (Cloud SQL gives a new "
+                "IAM user no privileges): ask an admin to run `collab bootstrap --regrant` with "
+                "the team's usual bootstrap flags",
+            ) from None
+        if code in (1045, 1698):  # access denied for the user
             raise PermissionDeniedError(
                 f"{store.description} refused the login: {exc.orig}",
                 "check metadata.username; for IAM logins an admin creates your database user "

@@ -1,0 +1,185 @@
+"""Granting members their database, the step the Admin API cannot do.
+
+Cloud SQL for MySQL creates an IAM database user with no privileges on any database; someone
+holding privileges has to run ``GRANT ALL PRIVILEGES ON `db`.* TO 'login'@'%'``. Built-in users
+created through the Admin API get the ``cloudsqlsuperuser`` role, which may grant. So bootstrap
+keeps one built-in user, :data:`~.model.GRANT_ADMIN_USER`, whose password nobody knows: when
+there is something to grant it sets a fresh random one through the Admin API, logs in with it
+through the Cloud SQL Python Connector, runs the GRANTs and forgets it. The password lives only
+in this process's memory; it is never written, printed or logged.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from zenml_collab.actions.bootstrap.model import (
+    GRANT_ADMIN_USER,
+    GrantChange,
+    Plan,
+    Progress,
+    ProgressCallback,
+)
+from zenml_collab.errors import CollabError, ConnectivityError, PermissionDeniedError
+from zenml_collab.infra.gcp import sqladmin
+from zenml_collab.infra.gcp.clients import GcpClients
+from zenml_collab.infra.gcp.errors import translate
+from zenml_collab.infra.gcp.retry import call_with_retry, status_of
+
+# MySQL error codes for "access denied": to a database, for a user, command, and privilege.
+_ACCESS_DENIED = frozenset({1044, 1045, 1142, 1227, 1410})
+STEP = "database grants"
+
+
+def grant_statement(grant: GrantChange) -> str:
+    """The SQL of ``grant``, as shown to the admin (and as run, with the login bound).
+
+    >>> grant_statement(GrantChange("user:a@x.com", "a", "zenml", "new user"))
+    "GRANT ALL PRIVILEGES ON `zenml`.* TO 'a'@'%'"
+    """
+    return f"GRANT ALL PRIVILEGES ON {_quote_db(grant.database)}.* TO '{grant.login}'@'%'"
+
+
+def _quote_db(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def regrant_hint(plan_: Plan) -> str:
+    req = plan_.request
+    return (f"re-run `collab bootstrap --project {req.project} --region {req.region} "
+            "... --regrant` (same flags) to grant every member again")
+
+
+def apply_grants(clients: GcpClients, plan_: Plan, on_progress: ProgressCallback) -> None:
+    """Run ``plan_.grants`` as :data:`GRANT_ADMIN_USER` (nothing to do: no call at all)."""
+    if not plan_.grants:
+        return
+    password = secrets.token_urlsafe(32)
+    try:
+        _set_password(clients, plan_, password, on_progress)
+        on_progress(Progress(STEP, f"connecting as {GRANT_ADMIN_USER} through the Cloud SQL "
+                                   "connector"))
+        _run(plan_, password, on_progress)
+    except CollabError as exc:
+        # Users created earlier in this run exist now: a plain re-run would not grant them.
+        exc.hint = (f"{exc.hint}; then " if exc.hint else "") + regrant_hint(plan_)
+        raise
+
+
+def _set_password(clients: GcpClients, plan_: Plan, password: str,
+                  on_progress: ProgressCallback) -> None:
+    """A fresh password on GRANT_ADMIN_USER: update it, or create it if absent. Each falls back
+    to the other when someone created or deleted the user since the plan was read."""
+    req = plan_.request
+    how = plan_.grant_user
+    on_progress(Progress(STEP, f"{'creating' if how == 'create' else 'setting a fresh password on'}"
+                               f" built-in user {GRANT_ADMIN_USER}"))
+    if how == "create":
+        try:
+            op = sqladmin.insert_user(clients.sqladmin, req.project, req.instance,
+                                      GRANT_ADMIN_USER, "BUILT_IN", password=password,
+                                      retry=clients.retry)
+        except CollabError as exc:
+            if _status(exc) != 409:
+                raise
+            op = _update_password(clients, req.project, req.instance, password)
+    else:
+        try:
+            op = _update_password(clients, req.project, req.instance, password)
+        except CollabError as exc:
+            if _status(exc) != 404:
+                raise
+            op = sqladmin.insert_user(clients.sqladmin, req.project, req.instance,
+                                      GRANT_ADMIN_USER, "BUILT_IN", password=password,
+                                      retry=clients.retry)
+
+    def report(p: sqladmin.OperationProgress) -> None:
+        on_progress(Progress(STEP, f"{p.operation_type.lower()} {p.status.lower()}", p))
+
+    sqladmin.wait_operation(clients.sqladmin, req.project, op, on_progress=report,
+                            poll=clients.poll_interval, retry=clients.retry)
+
+
+def _status(exc: CollabError) -> int | None:
+    """The HTTP status of the Google error a translated error came from."""
+    return status_of(exc.__cause__) if exc.__cause__ is not None else None
+
+
+def _update_password(clients: GcpClients, project: str, instance: str, password: str) -> str:
+    """``users.update`` of GRANT_ADMIN_USER@% with ``password``; returns the operation name."""
+    body = {"name": GRANT_ADMIN_USER, "host": "%", "type": "BUILT_IN", "password": password}
+    try:
+        op = call_with_retry(lambda: clients.sqladmin.users().update(
+            project=project, instance=instance, name=GRANT_ADMIN_USER, host="%", body=body,
+        ).execute(), clients.retry)
+    except Exception as exc:
+        raise translate(exc, action=f"set the password of the database user {GRANT_ADMIN_USER}",
+                        resource=f"{project}/{instance}", project=project) from exc
+    return str(op["name"])
+
+
+def _run(plan_: Plan, password: str, on_progress: ProgressCallback) -> None:
+    import pymysql
+
+    from zenml_collab.core.metadata.engine import _OwnedConnector
+    from zenml_collab.infra.gcp.endpoints import sqladmin_endpoint
+
+    connector = _OwnedConnector(sqladmin_endpoint())
+    try:
+        conn = _login(connector, plan_.connection_name, password)
+        try:
+            with conn.cursor() as cur:
+                for grant in plan_.grants:
+                    on_progress(Progress(f"grant {grant.login}",
+                                         f"ALL PRIVILEGES on {_quote_db(grant.database)}.* "
+                                         f"({grant.reason}: {grant.member})"))
+                    try:
+                        cur.execute(f"GRANT ALL PRIVILEGES ON {_quote_db(grant.database)}.* "
+                                    "TO %s@'%%'", (grant.login,))
+                    except pymysql.err.MySQLError as exc:
+                        raise _sql_error(exc, f"cannot grant {grant.login} the database "
+                                              f"{grant.database}") from None
+        finally:
+            conn.close()
+    finally:
+        connector.close()
+
+
+def _login(connector: Any, connection_name: str, password: str) -> Any:
+    import aiohttp
+    import google.auth.exceptions
+    import pymysql
+
+    what = f"cannot log in to {connection_name} as {GRANT_ADMIN_USER}"
+    try:
+        return connector.connect(connection_name, "pymysql", user=GRANT_ADMIN_USER,
+                                 password=password, autocommit=True)
+    except pymysql.err.MySQLError as exc:
+        raise _sql_error(exc, what) from None
+    except aiohttp.ClientResponseError as exc:
+        # The connector's own call to the Admin API (connectSettings, ephemeral certificate).
+        if exc.status == 403:
+            raise PermissionDeniedError(f"{what}: Google refused the connection ({exc.message})",
+                                        "you need cloudsql.instances.connect (granted by "
+                                        "roles/cloudsql.client)") from None
+        raise ConnectivityError(f"{what}: {exc.status} {exc.message}",
+                                "check the instance is running") from None
+    except google.auth.exceptions.GoogleAuthError as exc:
+        raise ConnectivityError(f"{what}: {exc}",
+                                "run `gcloud auth application-default login`") from None
+    except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+        raise ConnectivityError(f"{what}: {exc or type(exc).__name__}",
+                                "check your network connection") from None
+
+
+def _sql_error(exc: Exception, what: str) -> CollabError:
+    code = exc.args[0] if exc.args else None
+    text = exc.args[1] if len(exc.args) > 1 else str(exc)
+    if code in _ACCESS_DENIED:
+        return PermissionDeniedError(
+            f"{what}: MySQL error {code}: {text}",
+            f"{GRANT_ADMIN_USER} needs the cloudsqlsuperuser role (every built-in user the "
+            "Admin API creates has it)")
+    return ConnectivityError(f"{what}: MySQL error {code}: {text}",
+                             "check the instance is running")
