@@ -143,3 +143,31 @@ def test_an_unknown_slice_column_names_the_available_ones(data_repo):
     copy.add_evaluator(Evaluator(metrics=["accuracy"], slices=["hospital"]))
     with pytest.raises(CollabError, match="hospital"):
         copy.run()
+
+
+@pytest.mark.gcs
+def test_a_gcs_datasource_is_snapshotted_and_refreshed_when_the_object_changes(data_repo, gcs_bucket):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project="test", credentials=AnonymousCredentials())
+    blob = client.bucket(gcs_bucket).blob("raw/diabetes.csv")
+    csv = (data_repo.root / "data" / "diabetes.csv").read_bytes()
+    blob.upload_from_string(csv)
+    uri = f"gs://{gcs_bucket}/raw/diabetes.csv"
+    first = build("remote", path=uri).run()
+    assert first["datasource"].status == "executed"
+    assert build("remote", path=uri).run()["datasource"].status == "cached"
+    blob.upload_from_string(csv.replace(b"\n1,", b"\n2,", 1))
+    changed = build("remote", path=uri).run()
+    assert changed["datasource"].reason == "input changed: <source>"
+    assert changed["datasource"].outputs["output"].hash != first["datasource"].outputs["output"].hash
+
+
+def test_get_pipelines_lists_every_recorded_pipeline_immutable(data_repo):
+    build("first").run()
+    build("second", model="GaussianNB").run()
+    pipelines = Repository().get_pipelines()
+    assert [p.name for p in pipelines] == ["first", "second"]
+    assert all(p.is_frozen for p in pipelines)
+    assert [r.status for r in Repository().get_pipeline_runs("second")] == ["completed"]
