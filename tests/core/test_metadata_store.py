@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from zenml_collab import Pipeline, Repository
 from zenml_collab.core.metadata.store import HEAD_REVISION, MIGRATIONS_DIR
 from zenml_collab.errors import SchemaOutOfDateError
+from zenml_collab.testing.sql import count_statements
 
 
 def chain(name: str, length: int) -> Pipeline:
@@ -17,20 +18,6 @@ def chain(name: str, length: int) -> Pipeline:
     for i in range(1, length):
         p.add(steps.shift, name=f"s{i}", inputs={"xs": f"s{i - 1}"}, params={"offset": i})
     return p
-
-
-def count_statements(engine: sa.Engine, action) -> list[str]:
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, *args):
-        seen.append(statement.split(None, 1)[0].upper())
-
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
-        action()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
-    return seen
 
 
 @pytest.mark.parametrize("length", [3, 20])

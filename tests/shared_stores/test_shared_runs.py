@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import shared_store_steps as steps
-import sqlalchemy as sa
 from shared_helpers import GcsProxy, MysqlLogin, git_repo
 
 from zenml_collab import Repository
 from zenml_collab.actions.config import metadata_values, set_artifacts, set_metadata
 from zenml_collab.testing.fixtures_services import MySQLServer
+from zenml_collab.testing.sql import count_statements
 
 
 def shared_repo(root: Path, login: MysqlLogin | None, artifacts: str | None) -> Repository:
@@ -27,20 +26,6 @@ def shared_repo(root: Path, login: MysqlLogin | None, artifacts: str | None) -> 
     if artifacts:
         set_artifacts(root, artifacts)
     return Repository(root)
-
-
-def count_statements(engine: sa.Engine, action: Any) -> list[str]:
-    seen: list[str] = []
-
-    def listener(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement.split(None, 1)[0].upper())
-
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
-        action()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
-    return seen
 
 
 def cached_run_statements(repo: Repository, length: int) -> int:
