@@ -101,6 +101,10 @@ TARGETS = (
     Target("gcs_requests", "requests per cached step on GCS <= 1",
            _extra("mysql_gcs_cached", "gcs_requests_per_step", 1.0, at_least=False),
            unit="count"),
+    Target("doctor", "`collab doctor` on a healthy setup < 3 s (fakes, process)",
+           _at_most("doctor", 3.0)),
+    Target("bootstrap_rerun_writes", "`collab bootstrap` re-run makes 0 mutating API requests",
+           _extra("bootstrap_rerun", "mutating_requests", 0.0, at_least=False), unit="count"),
 )
 
 

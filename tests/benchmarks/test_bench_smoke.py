@@ -14,13 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCAL_SECTIONS = ["startup", "chain", "big", "hashing", "lookup"]
 
 
-def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+def run_bench(tmp_path: Path, *args: str, env: dict[str, str] | None = None
+              ) -> tuple[subprocess.CompletedProcess[str], dict]:
     out = tmp_path / "results"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--tiny", "--out", str(out),
          "--workdir", str(tmp_path / "work"), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "NO_GCE_CHECK": "True"})
+        env={**(os.environ if env is None else env), "NO_GCE_CHECK": "True"})
     assert done.returncode == 0, done.stderr[-3000:]
     return done, json.loads((out / "latest.json").read_text())
 
@@ -68,9 +69,37 @@ def test_shared_section_counts_statements_and_requests_per_cached_step(tmp_path:
     assert "mysql_gcs_cached_process" in results["figures"]
 
 
-def test_team_section_skips_with_a_reason_or_measures_the_commands(tmp_path: Path) -> None:
+def test_team_section_without_mariadb_times_the_help_and_notes_why_the_commands_did_not_run(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "COLLAB_TEST_MYSQL_URL"}
+    _, results = run_bench(tmp_path, "--only", "team", env=env)
+    assert {"doctor_help", "join_help"} <= set(results["figures"])
+    assert "doctor" not in results["figures"]
+    assert any("MariaDB" in note and "COLLAB_TEST_MYSQL_URL" in note for note in results["notes"])
+    statuses = {t["name"]: t["status"] for t in results["targets"]}
+    assert statuses["doctor"] == "not measured"
+
+
+@pytest.mark.mysql
+@pytest.mark.slow
+def test_team_section_runs_bootstrap_join_and_doctor_on_the_fakes(tmp_path: Path) -> None:
+    if not os.environ.get("COLLAB_TEST_MYSQL_URL"):
+        pytest.skip("needs MariaDB (run with scripts/test)")
     _, results = run_bench(tmp_path, "--only", "team")
-    if "team" in results["skipped"]:
-        assert "collab doctor" in results["skipped"]["team"]
-    else:
-        assert {"doctor_help", "join_help"} <= set(results["figures"])
+    assert results["skipped"] == {} and results["notes"] == []
+    figures = results["figures"]
+    assert {"bootstrap_first", "bootstrap_rerun", "join_first", "join_next_member", "join_rerun",
+            "doctor"} <= set(figures)
+    assert figures["bootstrap_first"]["mutating_requests"] > 0
+    assert figures["bootstrap_rerun"]["mutating_requests"] == 0
+    assert figures["bootstrap_rerun"]["api_requests"] > 0
+    doctor = figures["doctor"]
+    assert doctor["checks_passed"] >= 1
+    assert doctor["checks_passed"] + doctor["checks_skipped"] == doctor["checks"]
+    assert doctor["api_requests"] >= 1
+    for name in ("bootstrap_rerun", "join_rerun", "doctor"):
+        assert figures[name]["n"] == len(figures[name]["samples"]) >= 1
+    statuses = {t["name"]: t["status"] for t in results["targets"]}
+    assert statuses["doctor"] in {"met", "MISSED"}
+    assert statuses["bootstrap_rerun_writes"] == "met"
