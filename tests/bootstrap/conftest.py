@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,28 +95,21 @@ def mysql_root() -> Any:
 def gcp(gcp_without_mysql: FakeGCP) -> Iterator[FakeGCP]:  # noqa: F811 - the fixture
     """The fake with the test MariaDB behind its instances, when scripts/test provides one.
 
-    Stand-in for a gap of the fake: Cloud SQL gives every built-in user it creates the
-    ``cloudsqlsuperuser`` role, which holds its privileges WITH GRANT OPTION; the fake's mirror
-    grants ``ALL ON *.*`` without it. So ``collab-admin`` is made here first, able to grant; the
-    fake then only sets its password (ALTER USER) and leaves it for us to drop.
+    The fake mirrors the users bootstrap creates into MariaDB (``collab-admin`` with the grant
+    option, as Cloud SQL's cloudsqlsuperuser role has it) and drops them when it stops.
     """
     fake = gcp_without_mysql
     if not os.environ.get("COLLAB_TEST_MYSQL_URL"):
         yield fake
         return
-    fake.attach_mysql(os.environ["COLLAB_TEST_MYSQL_URL"])
     conn = mysql_root()
     try:
-        with conn.cursor() as cur:
+        with conn.cursor() as cur:  # left over by a run that was killed
             cur.execute("DROP USER IF EXISTS %s@'%%'", (GRANT_ADMIN_USER,))
-            cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s",
-                        (GRANT_ADMIN_USER, secrets.token_urlsafe(16)))
-            cur.execute(f"GRANT ALL ON *.* TO `{GRANT_ADMIN_USER}`@'%' WITH GRANT OPTION")
-        yield fake
     finally:
-        with conn.cursor() as cur:
-            cur.execute("DROP USER IF EXISTS %s@'%%'", (GRANT_ADMIN_USER,))
         conn.close()
+    fake.attach_mysql(os.environ["COLLAB_TEST_MYSQL_URL"])
+    yield fake
 
 
 @pytest.fixture

@@ -214,11 +214,17 @@ def test_regrant_restores_a_grant_revoked_by_hand(
 def test_refused_grant_exits_3_naming_mysqls_error_and_the_regrant_command(
     gcp: FakeGCP, collab: Callable[..., CliResult],
 ) -> None:
+    # A collab-admin made by hand without the grant option: bootstrap only resets its password.
     conn = mysql_root()
     with conn.cursor() as cur:
-        cur.execute(f"REVOKE GRANT OPTION ON *.* FROM `{action.GRANT_ADMIN_USER}`@'%'")
-    conn.close()
-    result = collab(*bootstrap_args())
+        cur.execute("CREATE USER %s@'%%' IDENTIFIED BY 'x'", (action.GRANT_ADMIN_USER,))
+        cur.execute(f"GRANT ALL ON *.* TO `{action.GRANT_ADMIN_USER}`@'%'")
+    try:
+        result = collab(*bootstrap_args())
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS %s@'%%'", (action.GRANT_ADMIN_USER,))
+        conn.close()
     assert result.code == 3
     assert "cannot grant alice the database zenml: MySQL error 1044" in result.err
     assert "--regrant" in result.err and "cloudsqlsuperuser" in result.err

@@ -299,7 +299,8 @@ class FakeGCP:
                 cur.execute("CREATE USER %s@'%%'", (login,))
             else:
                 cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (login, user.password or ""))
-                cur.execute(f"GRANT ALL ON *.* TO `{login}`@'%'")
+                # Cloud SQL gives built-in users the cloudsqlsuperuser role, which may grant.
+                cur.execute(f"GRANT ALL ON *.* TO `{login}`@'%' WITH GRANT OPTION")
             self._mirrored.append(("user", login))
 
     def _drop_mirrored(self) -> None:
