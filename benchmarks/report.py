@@ -78,6 +78,10 @@ def _derived(fig: dict[str, Any]) -> str:
         parts.append(f"{fig['gcs_requests_per_step']:g} GCS req/step")
     if "vs_zenml" in fig:
         parts.append(f"ZenML/collab {fig['vs_zenml']:.1f}x")
+    if "api_requests" in fig:
+        parts.append(f"{fig['api_requests']:g} API req ({fig.get('mutating_requests', 0):g} writes)")
+    if "checks" in fig:
+        parts.append(f"{fig.get('checks_passed', 0)}/{fig['checks']} checks pass")
     return ", ".join(parts)
 
 
