@@ -114,7 +114,7 @@ def proxy() -> None:
 @_DIR
 def proxy_start(directory: Path) -> None:
     """Start the proxy with the settings `collab join` wrote (reuse it if it runs)."""
-    from zenml_collab.actions.join import proxy_start as start
+    from zenml_collab.actions.proxy import proxy_start as start
 
     status = start(directory)
     verb = "already running" if status.reused else "started"
@@ -125,7 +125,7 @@ def proxy_start(directory: Path) -> None:
 @_DIR
 def proxy_stop(directory: Path) -> None:
     """Stop and remove the proxy container."""
-    from zenml_collab.actions.join import proxy_stop as stop
+    from zenml_collab.actions.proxy import proxy_stop as stop
 
     console.print("stopped" if stop(directory) else "no proxy was running for this repository")
 
@@ -137,7 +137,7 @@ def proxy_status(directory: Path, as_json: bool) -> None:
     """Show whether the proxy runs and is ready."""
     from dataclasses import asdict
 
-    from zenml_collab.actions.join import proxy_status as status_of
+    from zenml_collab.actions.proxy import proxy_status as status_of
 
     status = status_of(directory)
     if as_json:
@@ -156,6 +156,6 @@ def proxy_status(directory: Path, as_json: bool) -> None:
 @click.option("--tail", default=200, show_default=True, type=click.IntRange(1, 100_000))
 def proxy_logs(directory: Path, tail: int) -> None:
     """Print the proxy's last log lines."""
-    from zenml_collab.actions.join import proxy_logs as logs
+    from zenml_collab.actions.proxy import proxy_logs as logs
 
     click.echo(logs(directory, tail=tail), nl=False)

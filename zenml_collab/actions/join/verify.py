@@ -1,0 +1,64 @@
+"""Proof that joining worked: the metadata store opens and the bucket takes a probe object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from zenml_collab.actions.join.model import SchemaCheck
+from zenml_collab.config import MetadataConfig
+from zenml_collab.errors import CollabError, ConnectivityError, PermissionDeniedError
+
+
+def verify_metadata(cfg: MetadataConfig, root: Path, member: str) -> tuple[SchemaCheck, str]:
+    """Open the store, read its schema revision; initialise an empty database (never migrate)."""
+    from zenml_collab.core.metadata.store import HEAD_REVISION
+    from zenml_collab.core.stores import open_metadata_store
+
+    store = open_metadata_store(cfg, root)
+    try:
+        revision, initialised = store.revision(), False
+        if revision is None:
+            store.upgrade()
+            revision, initialised = HEAD_REVISION, True
+        return SchemaCheck(revision, HEAD_REVISION, initialised), store.description
+    except CollabError as exc:
+        raise _login_refused(exc, cfg, member) or exc from None
+    except Exception as exc:  # the in-process connector raises its HTTP client's errors
+        import sqlalchemy as sa
+
+        status = getattr(exc, "status", None)
+        if status is None and not isinstance(exc, OSError | sa.exc.SQLAlchemyError):
+            raise  # a bug, not a connection problem: keep the traceback
+        if status == 403:
+            raise PermissionDeniedError(f"Cloud SQL refused the connection: {exc}",
+                                        "run `collab doctor` to see which role is missing") from None
+        raise ConnectivityError(f"cannot open the metadata store {store.description}: {exc}",
+                                "check `collab proxy status` (proxy) or your network, then "
+                                "re-run `collab join`") from None
+    finally:
+        # The cloudsql engine closes its connector (and event loop) when it is collected.
+        store.engine.dispose()
+
+
+def _login_refused(exc: CollabError, cfg: MetadataConfig, member: str) -> CollabError | None:
+    if "(1045," not in exc.message and "(1044," not in exc.message:
+        return None
+    from zenml_collab.infra.gcp.sqladmin import iam_user_name, iam_user_type
+
+    instance = cfg.instance or "INSTANCE"
+    kind = "cloud_iam_service_account" if iam_user_type(member).endswith("ACCOUNT") \
+        else "cloud_iam_user"
+    return PermissionDeniedError(
+        f"the database refused {cfg.username!r}: {exc.message.partition(': ')[2] or exc.message}",
+        f"ask the admin to add your IAM database user and grant it the database: `gcloud sql "
+        f"users create {iam_user_name(member)} --instance={instance.split(':')[-1]} "
+        f"--type={kind}` and `GRANT ALL ON \\`{cfg.database}\\`.* TO '{cfg.username}'@'%'`")
+
+
+def verify_artifacts(clients: Any, uri: str) -> str:
+    """Write, read back and delete a probe object under the artifact prefix; its name."""
+    from zenml_collab.infra.gcp.buckets import probe_object
+
+    bucket, _, prefix = uri.removeprefix("gs://").partition("/")
+    return probe_object(clients.storage, bucket, prefix, retry=clients.retry).object_name
