@@ -24,8 +24,7 @@ from zenml_collab.actions.bootstrap.model import (
 from zenml_collab.errors import CollabError, ConnectivityError, PermissionDeniedError
 from zenml_collab.infra.gcp import sqladmin
 from zenml_collab.infra.gcp.clients import GcpClients
-from zenml_collab.infra.gcp.errors import translate
-from zenml_collab.infra.gcp.retry import call_with_retry, status_of
+from zenml_collab.infra.gcp.retry import status_of
 
 # MySQL error codes for "access denied": to a database, for a user, command, and privilege.
 _ACCESS_DENIED = frozenset({1044, 1045, 1142, 1227, 1410})
@@ -60,7 +59,7 @@ def apply_grants(clients: GcpClients, plan_: Plan, on_progress: ProgressCallback
         _set_password(clients, plan_, password, on_progress)
         on_progress(Progress(STEP, f"connecting as {GRANT_ADMIN_USER} through the Cloud SQL "
                                    "connector"))
-        _run(plan_, password, on_progress)
+        _run(clients, plan_, password, on_progress)
     except CollabError as exc:
         # Users created earlier in this run exist now: a plain re-run would not grant them.
         exc.hint = (f"{exc.hint}; then " if exc.hint else "") + regrant_hint(plan_)
@@ -83,10 +82,12 @@ def _set_password(clients: GcpClients, plan_: Plan, password: str,
         except CollabError as exc:
             if _status(exc) != 409:
                 raise
-            op = _update_password(clients, req.project, req.instance, password)
+            op = sqladmin.update_user_password(clients.sqladmin, req.project, req.instance,
+                                               GRANT_ADMIN_USER, password, retry=clients.retry)
     else:
         try:
-            op = _update_password(clients, req.project, req.instance, password)
+            op = sqladmin.update_user_password(clients.sqladmin, req.project, req.instance,
+                                               GRANT_ADMIN_USER, password, retry=clients.retry)
         except CollabError as exc:
             if _status(exc) != 404:
                 raise
@@ -106,26 +107,14 @@ def _status(exc: CollabError) -> int | None:
     return status_of(exc.__cause__) if exc.__cause__ is not None else None
 
 
-def _update_password(clients: GcpClients, project: str, instance: str, password: str) -> str:
-    """``users.update`` of GRANT_ADMIN_USER@% with ``password``; returns the operation name."""
-    body = {"name": GRANT_ADMIN_USER, "host": "%", "type": "BUILT_IN", "password": password}
-    try:
-        op = call_with_retry(lambda: clients.sqladmin.users().update(
-            project=project, instance=instance, name=GRANT_ADMIN_USER, host="%", body=body,
-        ).execute(), clients.retry)
-    except Exception as exc:
-        raise translate(exc, action=f"set the password of the database user {GRANT_ADMIN_USER}",
-                        resource=f"{project}/{instance}", project=project) from exc
-    return str(op["name"])
-
-
-def _run(plan_: Plan, password: str, on_progress: ProgressCallback) -> None:
+def _run(clients: GcpClients, plan_: Plan, password: str, on_progress: ProgressCallback) -> None:
     import pymysql
 
-    from zenml_collab.core.metadata.engine import _OwnedConnector
+    from zenml_collab.core.metadata.engine import OwnedConnector
     from zenml_collab.infra.gcp.endpoints import sqladmin_endpoint
 
-    connector = _OwnedConnector(sqladmin_endpoint())
+    # The admin's own credentials, the ones every other bootstrap call used.
+    connector = OwnedConnector(sqladmin_endpoint(), credentials=clients.credentials)
     try:
         conn = _login(connector, plan_.connection_name, password)
         try:

@@ -81,7 +81,7 @@ def _cloudsql_engine(cfg: MetadataConfig) -> Any:
             "run `collab join --connector python`, or `collab config metadata set cloudsql "
             "--instance project:region:instance --database D --iam-user`",
         )
-    connector = _OwnedConnector(os.environ.get("COLLAB_SQLADMIN_ENDPOINT"))
+    connector = OwnedConnector(os.environ.get("COLLAB_SQLADMIN_ENDPOINT"))
     iam = cfg.auth == "iam"
     password = cfg.password.get_secret_value() if cfg.password else None
 
@@ -98,14 +98,14 @@ def _cloudsql_engine(cfg: MetadataConfig) -> Any:
     return engine
 
 
-class _OwnedConnector:
+class OwnedConnector:
     """A Cloud SQL Connector on an event loop we own.
 
     The connector stops a loop it made itself but never closes it, which leaks the loop's
     self-pipe; owning the loop lets :meth:`close` release everything.
     """
 
-    def __init__(self, endpoint: str | None) -> None:
+    def __init__(self, endpoint: str | None, credentials: Any = None) -> None:
         import asyncio
         import threading
 
@@ -118,6 +118,8 @@ class _OwnedConnector:
         kwargs: dict[str, Any] = {"loop": self._loop}
         if endpoint:
             kwargs["sqladmin_api_endpoint"] = endpoint
+        if credentials is not None:
+            kwargs["credentials"] = credentials
         self._connector = Connector(**kwargs)
         self._closed = False
 
@@ -128,8 +130,24 @@ class _OwnedConnector:
         if self._closed:
             return
         self._closed = True
+        import asyncio
+        import contextlib
+
         self._connector.close()
+        # A refresh still in flight (e.g. after a refused login) would otherwise die with
+        # "Task exception was never retrieved" on the member's terminal. Best effort.
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_cancel_pending(), self._loop).result(timeout=3)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         if not self._loop.is_running():
             self._loop.close()
+
+
+async def _cancel_pending() -> None:
+    import asyncio
+
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)  # retrieves their exceptions

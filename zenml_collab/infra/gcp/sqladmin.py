@@ -167,6 +167,17 @@ def insert_user(client: Any, project: str, instance: str, name: str, user_type: 
     return str(op["name"])
 
 
+def update_user_password(client: Any, project: str, instance: str, name: str, password: str,
+                         *, host: str = "%", retry: RetryPolicy | None = None) -> str:
+    """Set a new password on the built-in user ``name@host``. Returns the operation name."""
+    body = {"name": name, "host": host, "type": "BUILT_IN", "password": password}
+    op = _call(lambda: client.users().update(project=project, instance=instance, name=name,
+                                             host=host, body=body).execute(),
+               retry, action=f"set the password of the database user {name}",
+               resource=f"{project}/{instance}", project=project)
+    return str(op["name"])
+
+
 def iam_user_type(member: str) -> str:
     """The Cloud SQL user type for an IAM member (``user:`` or ``serviceAccount:``)."""
     return "CLOUD_IAM_SERVICE_ACCOUNT" if member.startswith("serviceAccount:") else "CLOUD_IAM_USER"
