@@ -70,7 +70,8 @@ class Team:
     members: list[Member] = field(default_factory=list)
 
     def member(self, name: str, *, roles: tuple[str, ...] = MEMBER_ROLES,
-               bucket_roles: tuple[str, ...] = BUCKET_ROLES, db_user: bool = True) -> Member:
+               bucket_roles: tuple[str, ...] = BUCKET_ROLES, db_user: bool = True,
+               granted: bool = True) -> Member:
         """A member with ``roles`` on the project and ``bucket_roles`` on the bucket."""
         email = f"{name}-{uuid.uuid4().hex[:6]}@{PROJECT}.iam.gserviceaccount.com"
         key = self.fake.add_member(email, roles=roles, project=PROJECT if roles else None)
@@ -83,7 +84,8 @@ class Team:
             self.sql.users().insert(project=PROJECT, instance=INSTANCE, body={
                 "name": email.removesuffix(".gserviceaccount.com"),
                 "type": "CLOUD_IAM_SERVICE_ACCOUNT"}).execute()
-            self._grant_database(member.login)
+            if granted:
+                self._grant_database(member.login)
         self.members.append(member)
         return member
 

@@ -242,3 +242,18 @@ def test_a_store_behind_this_version_is_verified_and_collab_db_upgrade_offered(
     assert HEAD_REVISION != "0001" and not result.schema.initialised
     assert "collab db upgrade" in (result.schema.advice or "")
     assert result.next_steps[0] == "collab db upgrade"
+
+
+@pytest.mark.mysql
+def test_member_whose_database_user_was_never_granted_is_told_to_ask_for_regrant(
+    team: Team,
+) -> None:
+    member = team.member("nora", granted=False)
+    repo = team.repo("nora")
+    done = collab(repo, "join", "--connector", "python", env=member.env)
+    assert done.returncode == 3, done.stdout + done.stderr
+    err = " ".join(done.stderr.split())
+    assert f"the database refused '{member.login}' access to" in err
+    assert "collab bootstrap ... --regrant" in err
+    assert "Traceback" not in done.stderr
+    assert not (repo / ".collab" / "local.yaml").exists()

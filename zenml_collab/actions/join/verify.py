@@ -44,6 +44,14 @@ def verify_metadata(cfg: MetadataConfig, root: Path, member: str) -> tuple[Schem
 def _login_refused(exc: CollabError, cfg: MetadataConfig, member: str) -> CollabError | None:
     if "(1045," not in exc.message and "(1044," not in exc.message:
         return None
+    if "(1044," in exc.message:
+        # The user exists but was never granted the database (an interrupted bootstrap, or a
+        # user made by hand): bootstrap repairs exactly this.
+        return PermissionDeniedError(
+            f"the database refused {cfg.username!r} access to {cfg.database!r}: "
+            f"{exc.message.partition(': ')[2] or exc.message}",
+            "ask an admin to run `collab bootstrap ... --regrant` (the same flags as the team's "
+            "bootstrap), then run `collab join` again")
     from zenml_collab.infra.gcp.sqladmin import iam_user_name, iam_user_type
 
     instance = cfg.instance or "INSTANCE"
@@ -51,9 +59,9 @@ def _login_refused(exc: CollabError, cfg: MetadataConfig, member: str) -> Collab
         else "cloud_iam_user"
     return PermissionDeniedError(
         f"the database refused {cfg.username!r}: {exc.message.partition(': ')[2] or exc.message}",
-        f"ask the admin to add your IAM database user and grant it the database: `gcloud sql "
-        f"users create {iam_user_name(member)} --instance={instance.split(':')[-1]} "
-        f"--type={kind}` and `GRANT ALL ON \\`{cfg.database}\\`.* TO '{cfg.username}'@'%'`")
+        f"ask the admin to add your IAM database user: `gcloud sql users create "
+        f"{iam_user_name(member)} --instance={instance.split(':')[-1]} --type={kind}`, then "
+        "`collab bootstrap ... --regrant` to grant it the database")
 
 
 def verify_artifacts(clients: Any, uri: str) -> str:

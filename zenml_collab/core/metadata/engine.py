@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import weakref
 from pathlib import Path
 from typing import Any
 
 from zenml_collab.config import MetadataConfig
 from zenml_collab.errors import ConfigError
+
+log = logging.getLogger("zenml_collab.metadata")
 
 
 def sqlite_url(path: Path) -> str:
@@ -70,7 +74,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _cloudsql_engine(cfg: MetadataConfig) -> Any:
     """The in-process Cloud SQL Python Connector (no proxy, no docker)."""
-    import os
 
     import sqlalchemy as sa
 
@@ -112,6 +115,14 @@ class OwnedConnector:
         from google.cloud.sql.connector import Connector
 
         self._loop = asyncio.new_event_loop()
+        # The connector refreshes certificates in background tasks and logs their failures
+        # with full tracebacks; the failure that matters reaches the caller as an exception
+        # with our message. Keep the rest for COLLAB_DEBUG.
+        if not os.environ.get("COLLAB_DEBUG"):
+            logging.getLogger("google.cloud.sql.connector").setLevel(logging.CRITICAL)
+            self._loop.set_exception_handler(
+                lambda _loop, context: log.debug("connector background task: %s",
+                                                 context.get("message")))
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="cloudsql-connector")
         self._thread.start()
