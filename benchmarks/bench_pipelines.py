@@ -106,15 +106,20 @@ def run_big(ctx: Context) -> list[Figure]:
     cold = measure("big_cold", f"{what}, cold (in-process)", run_cold, setup=new_cold,
                    repeat=sizes.repeat_big_cold, largest_artifact_mb=mb, steps=count)
 
+    target: dict[str, Path] = {}
+
     def fresh_scratch() -> None:
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(parents=True)
+        # New files every repetition, kept like artifacts are: deleting them before the next
+        # repetition would let the kernel drop their dirty pages unwritten and flatter the
+        # baseline (the store's artifacts stay, so its writes end up at disk speed).
+        target["dir"] = scratch / f"rep-{next(_salts)}"
+        target["dir"].mkdir(parents=True)
 
     def np_save() -> None:
         # The same work a step does to make its array, then the plain np.save of it.
         for i in range(count):
             array = np.full(mb * 131072, float(i), dtype=np.float64)
-            np.save(scratch / f"{i}.npy", array, allow_pickle=False)
+            np.save(target["dir"] / f"{i}.npy", array, allow_pickle=False)
             del array
 
     baseline = measure("big_np_save", f"{what}: np.full + np.save only (baseline)", np_save,
