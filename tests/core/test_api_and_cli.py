@@ -194,7 +194,8 @@ def test_the_recorded_credentials_file_is_used_unless_the_environment_names_one(
     import os
 
     tmp_repo.gen({".collab/local.yaml": "credentials_file: /keys/member.json\n"})
-    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    # setenv (not delenv) so that monkeypatch restores the variable the store sets.
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
     Repository().artifacts  # noqa: B018 - opening a store applies it
     assert os.environ["GOOGLE_APPLICATION_CREDENTIALS"] == "/keys/member.json"
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/keys/from-env.json")
