@@ -11,7 +11,7 @@ import pytest
 
 import zenml_collab
 from zenml_collab import Pipeline, Repository
-from zenml_collab.errors import ImmutablePipelineError, PipelineError
+from zenml_collab.errors import CollabError, ImmutablePipelineError, PipelineError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -191,13 +191,13 @@ def test_version_and_usage_errors_have_documented_exit_codes(tmp_repo):
 
 def test_the_recorded_credentials_file_is_used_unless_the_environment_names_one(
         tmp_repo, monkeypatch):
+    tmp_repo.gen({".collab/local.yaml": "credentials_file: /keys/member.json\n",
+                  "collab.yaml": "artifacts:\n  uri: gs://team-bucket/zenml\n"})
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    store = Repository().artifacts
+    with pytest.raises(CollabError, match=r"/keys/member\.json"):
+        store.client  # noqa: B018 - building the client loads the recorded file
     import os
 
-    tmp_repo.gen({".collab/local.yaml": "credentials_file: /keys/member.json\n"})
-    # setenv (not delenv) so that monkeypatch restores the variable the store sets.
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
-    Repository().artifacts  # noqa: B018 - opening a store applies it
-    assert os.environ["GOOGLE_APPLICATION_CREDENTIALS"] == "/keys/member.json"
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/keys/from-env.json")
-    Repository().metadata  # noqa: B018
-    assert os.environ["GOOGLE_APPLICATION_CREDENTIALS"] == "/keys/from-env.json"
+    assert "GOOGLE_APPLICATION_CREDENTIALS" not in os.environ  # no process-wide side effect

@@ -103,7 +103,8 @@ def db_upgrade() -> None:
     from zenml_collab.core.stores import open_metadata_store
 
     repo = Repository()
-    store = open_metadata_store(repo.settings.metadata, repo.root)
+    store = open_metadata_store(repo.settings.metadata, repo.root,
+                                credentials_file=repo.settings.local.credentials_file)
     before, after = store.upgrade()
     if before == after:
         console.print(f"{store.description}: already at schema {after}")
@@ -119,7 +120,8 @@ def db_status() -> None:
     from zenml_collab.core.stores import open_metadata_store
 
     repo = Repository()
-    store = open_metadata_store(repo.settings.metadata, repo.root)
+    store = open_metadata_store(repo.settings.metadata, repo.root,
+                                credentials_file=repo.settings.local.credentials_file)
     current = store.revision()
     state = "current" if current == HEAD_REVISION else "run `collab db upgrade`"
     console.print(f"{store.description}: schema {current or '(empty)'}, "

@@ -75,25 +75,13 @@ class Repository:
             self._settings = load_settings(self.root)
         return self._settings
 
-    def _use_member_credentials(self) -> None:
-        """The credentials `collab join` recorded, unless the environment names others.
-
-        Google's libraries (the connector, Cloud Storage) read Application Default
-        Credentials; pointing ADC at the recorded file keeps the precedence rule (environment
-        over local config) and lets a member who joined with a key file run pipelines without
-        exporting it in every shell.
-        """
-        credentials = self.settings.local.credentials_file
-        if credentials and not os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
-            os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = credentials
-
     @property
     def metadata(self) -> MetadataStore:
         if self._metadata is None:
             from zenml_collab.core.stores import open_metadata_store
 
-            self._use_member_credentials()
-            store = open_metadata_store(self.settings.metadata, self.root)
+            store = open_metadata_store(self.settings.metadata, self.root,
+                                        credentials_file=self.settings.local.credentials_file)
             store.check_schema()
             self._metadata = store
         return self._metadata
@@ -103,8 +91,9 @@ class Repository:
         if self._artifacts is None:
             from zenml_collab.core.stores import open_artifact_store
 
-            self._use_member_credentials()
-            self._artifacts = open_artifact_store(self.settings.artifacts.uri, self.root)
+            self._artifacts = open_artifact_store(
+                self.settings.artifacts.uri, self.root,
+                credentials_file=self.settings.local.credentials_file)
         return self._artifacts
 
     @property
@@ -185,8 +174,13 @@ class Repository:
         self._importable()
         return Pipeline.from_config(self.load_pipeline_config(name_or_path))
 
-    def get_pipeline_by_name(self, name: str) -> Pipeline:
-        """The pipeline ``name``, immutable, with its latest successful run attached."""
+    def get_pipeline_by_name(self, name: str) -> Any:
+        """The pipeline ``name``, immutable, with its latest successful run attached.
+
+        A :class:`Pipeline`, or a :class:`TrainingPipeline` (with ``view_*``, ``evaluate``,
+        ``add_*`` on copies) when it was recorded as one: typed ``Any`` so that the guide's
+        code, which does not know which it gets, type-checks as it reads.
+        """
         from zenml_collab.core.pipeline import Pipeline
 
         self._importable()

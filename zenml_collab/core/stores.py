@@ -10,12 +10,14 @@ from zenml_collab.core.metadata.store import MetadataStore
 from zenml_collab.errors import ConfigError
 
 
-def open_artifact_store(uri: str, root: Path) -> ArtifactStore:
+def open_artifact_store(uri: str, root: Path, *, credentials_file: str | None = None
+                        ) -> ArtifactStore:
     """``gs://bucket/prefix`` or a folder (relative to the repo root)."""
     if uri.startswith("gs://"):
         from zenml_collab.core.artifacts.gcs import GcsArtifactStore
 
-        return GcsArtifactStore.from_uri(uri, cache_dir=root / LOCAL_DIR / "cache")
+        return GcsArtifactStore.from_uri(uri, cache_dir=root / LOCAL_DIR / "cache",
+                                         credentials_file=credentials_file)
     if "://" in uri:
         raise ConfigError(f"unsupported artifact store {uri!r}",
                           "use gs://bucket/prefix or a local folder path")
@@ -34,7 +36,9 @@ def describe_metadata(cfg: MetadataConfig, root: Path) -> str:
     return f"cloudsql://{cfg.instance}/{cfg.database} (user {cfg.username})"
 
 
-def open_metadata_store(cfg: MetadataConfig, root: Path) -> MetadataStore:
+def open_metadata_store(cfg: MetadataConfig, root: Path, *, credentials_file: str | None = None
+                        ) -> MetadataStore:
     from zenml_collab.core.metadata.engine import create_engine_for
 
-    return MetadataStore(create_engine_for(cfg, root), description=describe_metadata(cfg, root))
+    return MetadataStore(create_engine_for(cfg, root, credentials_file=credentials_file),
+                         description=describe_metadata(cfg, root))

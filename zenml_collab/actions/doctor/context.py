@@ -216,7 +216,9 @@ class DoctorContext:
         def build() -> MetadataStore:
             from zenml_collab.core.stores import open_metadata_store
 
-            store = open_metadata_store(self.settings().metadata, self.root())
+            store = open_metadata_store(
+                self.settings().metadata, self.root(),
+                credentials_file=self.settings().local.credentials_file)
             self.on_close(lambda: _dispose(store.engine))
             return store
 

@@ -80,14 +80,14 @@ _clients: dict[tuple[str, str], Any] = {}
 _clients_lock = threading.Lock()
 
 
-def storage_client() -> Any:
+def storage_client(credentials_file: str | None = None) -> Any:
     """A ``google.cloud.storage.Client`` for this environment (one per process and setting).
 
     With ``STORAGE_EMULATOR_HOST`` and no ``GOOGLE_APPLICATION_CREDENTIALS`` the client is
     anonymous (fake-gcs-server); otherwise it uses Application Default Credentials.
     """
     emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
-    creds_file = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "")
+    creds_file = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "") or credentials_file or ""
     key = (emulator, creds_file)
     with _clients_lock:
         if key not in _clients:
@@ -107,9 +107,13 @@ def _new_client(emulator: str, creds_file: str) -> Any:
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
 
+    scopes = ["https://www.googleapis.com/auth/devstorage.read_write"]
     try:
-        credentials, default_project = google.auth.default(
-            scopes=["https://www.googleapis.com/auth/devstorage.read_write"])
+        if creds_file:
+            credentials, default_project = google.auth.load_credentials_from_file(
+                creds_file, scopes=scopes)
+        else:
+            credentials, default_project = google.auth.default(scopes=scopes)
     except DefaultCredentialsError as exc:
         raise CredentialsError(
             f"no Google credentials found to reach Cloud Storage: {exc}",
@@ -213,10 +217,11 @@ class GcsArtifactStore:
     """Content-addressed artifacts in ``gs://bucket/prefix`` (see the module docstring)."""
 
     def __init__(self, bucket: str, prefix: str, cache_dir: Path, *, client: Any | None = None,
-                 max_workers: int = _MAX_WORKERS,
+                 credentials_file: str | None = None, max_workers: int = _MAX_WORKERS,
                  chunked_download_threshold: int = CHUNKED_DOWNLOAD_THRESHOLD,
                  chunk_size: int = _CHUNK_SIZE) -> None:
         self.bucket_name = bucket
+        self._credentials_file = credentials_file
         self.prefix = prefix.strip("/")
         self.uri = f"gs://{bucket}/{self.prefix}" if self.prefix else f"gs://{bucket}"
         self.cache_dir = cache_dir
@@ -226,17 +231,21 @@ class GcsArtifactStore:
         self._client = client
 
     @classmethod
-    def from_uri(cls, uri: str, *, cache_dir: Path, client: Any | None = None
-                 ) -> GcsArtifactStore:
-        """``GcsArtifactStore.from_uri("gs://bucket/prefix", cache_dir=Path(".collab/cache"))``."""
+    def from_uri(cls, uri: str, *, cache_dir: Path, client: Any | None = None,
+                 credentials_file: str | None = None) -> GcsArtifactStore:
+        """``GcsArtifactStore.from_uri("gs://bucket/prefix", cache_dir=Path(".collab/cache"))``.
+
+        ``credentials_file`` (the one `collab join` recorded) is used when the environment
+        names none (GOOGLE_APPLICATION_CREDENTIALS wins, as everywhere).
+        """
         bucket, prefix = parse_gcs_uri(uri)
-        return cls(bucket, prefix, cache_dir, client=client)
+        return cls(bucket, prefix, cache_dir, client=client, credentials_file=credentials_file)
 
     # -- plumbing -------------------------------------------------------------------------
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = storage_client()
+            self._client = storage_client(self._credentials_file)
         return self._client
 
     @property

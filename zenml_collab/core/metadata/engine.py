@@ -38,8 +38,13 @@ def mysql_url(cfg: MetadataConfig) -> Any:
     )
 
 
-def create_engine_for(cfg: MetadataConfig, root: Path) -> Any:
-    """An engine for ``cfg``; relative SQLite paths are relative to the repo ``root``."""
+def create_engine_for(cfg: MetadataConfig, root: Path, *,
+                      credentials_file: str | None = None) -> Any:
+    """An engine for ``cfg``; relative SQLite paths are relative to the repo ``root``.
+
+    ``credentials_file`` is for the in-process connector, used when the environment names no
+    GOOGLE_APPLICATION_CREDENTIALS (Application Default Credentials otherwise).
+    """
     import sqlalchemy as sa
 
     if cfg.kind == "sqlite":
@@ -58,7 +63,7 @@ def create_engine_for(cfg: MetadataConfig, root: Path) -> Any:
             connect_args={"connect_timeout": 10},
         )
     if cfg.kind == "cloudsql":
-        return _cloudsql_engine(cfg)
+        return _cloudsql_engine(cfg, credentials_file)
     raise ConfigError(f"unknown metadata store kind {cfg.kind!r}", "use sqlite, mysql or cloudsql")
 
 
@@ -72,7 +77,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _cloudsql_engine(cfg: MetadataConfig) -> Any:
+def _cloudsql_engine(cfg: MetadataConfig, credentials_file: str | None = None) -> Any:
     """The in-process Cloud SQL Python Connector (no proxy, no docker)."""
 
     import sqlalchemy as sa
@@ -84,7 +89,13 @@ def _cloudsql_engine(cfg: MetadataConfig) -> Any:
             "run `collab join --connector python`, or `collab config metadata set cloudsql "
             "--instance project:region:instance --database D --iam-user`",
         )
-    connector = OwnedConnector(os.environ.get("COLLAB_SQLADMIN_ENDPOINT"))
+    credentials = None
+    if credentials_file and not os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        import google.auth
+
+        credentials, _ = google.auth.load_credentials_from_file(
+            credentials_file, scopes=["https://www.googleapis.com/auth/sqlservice.admin"])
+    connector = OwnedConnector(os.environ.get("COLLAB_SQLADMIN_ENDPOINT"), credentials=credentials)
     iam = cfg.auth == "iam"
     password = cfg.password.get_secret_value() if cfg.password else None
 
