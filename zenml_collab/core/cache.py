@@ -13,7 +13,7 @@ from typing import Any
 
 from zenml_collab.core.artifacts.materializers import MATERIALIZERS_VERSION
 from zenml_collab.core.hashing import sha256_json
-from zenml_collab.core.metadata.store import StepRunRecord
+from zenml_collab.core.metadata.records import StepRunRecord
 
 KEY_FORMAT = 1
 

@@ -30,7 +30,8 @@ from zenml_collab.errors import PipelineNotFoundError, RepositoryNotFoundError
 
 if TYPE_CHECKING:
     from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore
-    from zenml_collab.core.metadata.store import MetadataStore, RunRecord
+    from zenml_collab.core.metadata.records import RunRecord
+    from zenml_collab.core.metadata.store import MetadataStore
     from zenml_collab.core.pipeline import Pipeline
     from zenml_collab.core.run import Run, StepResult
 

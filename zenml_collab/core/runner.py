@@ -24,7 +24,8 @@ from zenml_collab.core.artifacts.base import (
 )
 from zenml_collab.core.environment import Environment
 from zenml_collab.core.git import GitInfo
-from zenml_collab.core.metadata.store import MetadataStore, StepRunRecord, utcnow
+from zenml_collab.core.metadata.records import StepRunRecord, utcnow
+from zenml_collab.core.metadata.store import MetadataStore
 from zenml_collab.core.pipeline import Pipeline, StepNode
 from zenml_collab.core.run import CACHED, EXECUTED, FAILED, Run, StepResult
 from zenml_collab.errors import CollabError, PipelineError, StepFailedError

@@ -13,14 +13,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from zenml_collab.core.metadata import models as m
+from zenml_collab.core.metadata.records import (
+    PipelineRecord,
+    RunRecord,
+    StepRunRecord,
+    _run_record,
+    _step_record,
+    utcnow,
+)
 from zenml_collab.errors import (
     ConnectivityError,
     MetadataStoreError,
@@ -31,69 +38,6 @@ from zenml_collab.errors import (
 HEAD_REVISION = "0002"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class PipelineRecord:
-    name: str
-    kind: str
-    identity: str
-    config_json: str
-    created_at: datetime
-    created_by: str | None
-    git_sha: str | None
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: str
-    pipeline_name: str
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    git_sha: str | None
-    git_dirty: bool | None
-    user: str | None
-    hostname: str | None
-    environment_hash: str | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class StepRunRecord:
-    run_id: str
-    pipeline_name: str
-    step_name: str
-    step_path: str
-    position: int
-    cache_key: str
-    code_hash: str
-    params: dict[str, Any]
-    inputs: dict[str, str]
-    outputs: dict[str, Any] | None
-    status: str
-    reason: str
-    started_at: datetime
-    duration_ms: float
-
-
-def _run_record(row: Any) -> RunRecord:
-    return RunRecord(row.id, row.pipeline_name, row.status, row.started_at, row.finished_at,
-                     row.git_sha, None if row.git_dirty is None else bool(row.git_dirty),
-                     row.user, row.hostname, row.environment_hash, row.error)
-
-
-def _step_record(row: Any) -> StepRunRecord:
-    return StepRunRecord(
-        row.run_id, row.pipeline_name, row.step_name, row.step_path, row.position,
-        row.cache_key, row.code_hash, json.loads(row.params_json), json.loads(row.inputs_json),
-        json.loads(row.outputs_json) if row.outputs_json else None, row.status, row.reason,
-        row.started_at, row.duration_ms,
-    )
 
 
 def _insert_ignore(table: sa.Table) -> Any:

@@ -1,0 +1,71 @@
+"""What the metadata store hands out: frozen records, never ORM rows or dicts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class PipelineRecord:
+    name: str
+    kind: str
+    identity: str
+    config_json: str
+    created_at: datetime
+    created_by: str | None
+    git_sha: str | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    pipeline_name: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    git_sha: str | None
+    git_dirty: bool | None
+    user: str | None
+    hostname: str | None
+    environment_hash: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class StepRunRecord:
+    run_id: str
+    pipeline_name: str
+    step_name: str
+    step_path: str
+    position: int
+    cache_key: str
+    code_hash: str
+    params: dict[str, Any]
+    inputs: dict[str, str]
+    outputs: dict[str, Any] | None
+    status: str
+    reason: str
+    started_at: datetime
+    duration_ms: float
+
+
+def _run_record(row: Any) -> RunRecord:
+    return RunRecord(row.id, row.pipeline_name, row.status, row.started_at, row.finished_at,
+                     row.git_sha, None if row.git_dirty is None else bool(row.git_dirty),
+                     row.user, row.hostname, row.environment_hash, row.error)
+
+
+def _step_record(row: Any) -> StepRunRecord:
+    return StepRunRecord(
+        row.run_id, row.pipeline_name, row.step_name, row.step_path, row.position,
+        row.cache_key, row.code_hash, json.loads(row.params_json), json.loads(row.inputs_json),
+        json.loads(row.outputs_json) if row.outputs_json else None, row.status, row.reason,
+        row.started_at, row.duration_ms,
+    )
