@@ -215,27 +215,37 @@ def env_overrides(env: dict[str, str]) -> dict[str, Any]:
 
 
 def _parse_db_url(url: str) -> dict[str, Any]:
+    """``sqlite:///path`` or ``mysql[+pymysql]://user[:password]@host[:port]/database``.
+
+    User and password may be percent-encoded (``p%40ss`` for ``p@ss``); the host is what
+    follows the last ``@``, so an unencoded ``@`` in the password still parses.
+    """
+    from urllib.parse import unquote
+
     if url.startswith("sqlite:///"):
         return {"kind": "sqlite", "path": url.removeprefix("sqlite:///")}
-    match = re.match(
-        r"^mysql(?:\+pymysql)?://(?P<user>[^:@/]+)(?::(?P<pw>[^@]*))?@(?P<host>[^:/]+)"
-        r"(?::(?P<port>\d+))?/(?P<db>[^?]+)$",
-        url,
+    bad = ConfigError(
+        f"COLLAB_DB_URL has an unsupported form: {url.rpartition('@')[2]!r}",
+        "use sqlite:///path/metadata.db or mysql://user[:password]@host:port/database "
+        "(percent-encode special characters in the password)",
     )
-    if not match:
-        raise ConfigError(
-            f"COLLAB_DB_URL has an unsupported form: {url.split('@')[-1]!r}",
-            "use sqlite:///path/metadata.db or mysql://user[:password]@host:port/database",
-        )
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("mysql", "mysql+pymysql"):
+        raise bad
+    credentials, at, location = rest.rpartition("@")
+    match = re.match(r"^(?P<host>[^:/]+)(?::(?P<port>\d+))?/(?P<db>[^?/]+)$", location)
+    user, _, password = credentials.partition(":")
+    if not at or not user or not match:
+        raise bad
     out: dict[str, Any] = {
         "kind": "mysql",
-        "username": match["user"],
+        "username": unquote(user),
         "host": match["host"],
         "port": int(match["port"] or 3306),
         "database": match["db"],
     }
-    if match["pw"]:
-        out["password"] = match["pw"]
+    if password:
+        out["password"] = unquote(password)
     return out
 
 

@@ -201,3 +201,76 @@ def test_the_recorded_credentials_file_is_used_unless_the_environment_names_one(
     import os
 
     assert "GOOGLE_APPLICATION_CREDENTIALS" not in os.environ  # no process-wide side effect
+
+
+def test_steps_defined_in_the_running_script_warn_and_collab_run_explains(tmp_repo):
+    script = ("from zenml_collab import Pipeline, step\n\n@step\ndef hi() -> int:\n"
+              "    return 1\n\np = Pipeline('scripted')\np.add(hi)\np.run()\n")
+    tmp_repo.gen({"script.py": script})
+    ran = tmp_repo.python("import runpy; runpy.run_path('script.py', run_name='__main__')")
+    assert ran.returncode == 0, ran.stderr
+    assert "cannot import it; move it into a module" in ran.stderr
+    again = tmp_repo.collab("run", "pipelines/scripted.yaml")
+    assert again.returncode == 1
+    assert "defined in the script that first ran this pipeline" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_two_names_with_one_config_file_are_refused(tmp_repo):
+    steps.diamond("Pipeline A").run()
+    with pytest.raises(PipelineError, match="which holds pipeline 'Pipeline A'"):
+        steps.diamond("pipeline-a", factor=3).run()
+    assert Repository().get_pipeline_by_name("Pipeline A").step("scale").params == {"factor": 2}
+
+
+def test_collab_run_of_a_python_file_says_what_it_expects(tmp_repo):
+    tmp_repo.gen({"p1.py": "print('hi')\n"})
+    result = tmp_repo.collab("run", "p1.py")
+    assert result.returncode == 1
+    assert "'" in result.stderr and "is not a pipeline config" in result.stderr
+    assert "PosixPath" not in result.stderr
+
+
+def test_a_failed_step_shows_where_in_the_members_code(tmp_repo):
+    p = Pipeline("crash-where")
+    p.add(steps.source)
+    p.add(steps.explode, inputs={"xs": "source"})
+    with pytest.raises(Exception):  # noqa: B017 - the CLI run below is what is checked
+        p.run()
+    result = tmp_repo.collab("run", "pipelines/crash-where.yaml")
+    assert "collab_test_steps.py:" in result.stderr and "in explode" in result.stderr
+    debug = tmp_repo.collab("run", "pipelines/crash-where.yaml", env={"COLLAB_DEBUG": "1"})
+    assert "Traceback" in debug.stderr and "RuntimeError: boom" in debug.stderr
+
+
+def test_a_store_newer_than_this_version_is_never_migrated_down(tmp_repo):
+    import sqlalchemy as sa
+
+    with Repository().metadata.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    status = tmp_repo.collab("db", "status", env={"COLUMNS": "300"})
+    assert "newer than this zenml-collab" in status.stdout
+    upgrade = tmp_repo.collab("db", "upgrade")
+    assert upgrade.returncode == 1
+    assert "upgrade zenml-collab" in upgrade.stderr and "internal error" not in upgrade.stderr
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("mysql://u:p@ss@127.0.0.1:1/db", {"username": "u", "password": "p@ss", "host": "127.0.0.1",
+                                        "port": 1, "database": "db"}),
+    ("mysql+pymysql://u:p%40ss@h/db", {"username": "u", "password": "p@ss", "host": "h",
+                                        "port": 3306, "database": "db"}),
+])
+def test_db_urls_with_special_characters_in_the_password_parse(url, expected):
+    from zenml_collab.config import _parse_db_url
+
+    parsed = _parse_db_url(url)
+    assert {k: parsed[k] for k in expected} == expected
+
+
+def test_quickstart_in_an_unusable_directory_is_a_clear_error(tmp_path):
+    from zenml_collab.testing.repos import TmpRepo
+
+    result = TmpRepo(tmp_path).collab("quickstart", "--dir", "/proc/not-here")
+    assert result.returncode == 1
+    assert "cannot use /proc/not-here" in result.stderr and "Traceback" not in result.stderr

@@ -142,12 +142,16 @@ def test_an_unstorable_output_fails_clearly_and_leaves_no_staging_files(tmp_repo
 
 
 def test_pickle_is_used_only_when_the_step_opts_in(tmp_repo):
+    from zenml_collab.errors import MaterializerError
+
     p = Pipeline("pickles")
     p.add(steps.source)
     p.add(steps.pickled, inputs={"xs": "source"})
     run = p.run()
     assert run["pickled"].outputs["output"].materializer == "pickle"
-    assert run.load("pickled") == {1, 2, 3}
+    with pytest.raises(MaterializerError, match="would run code"):
+        run.load("pickled")  # the reader opts in too
+    assert run.load("pickled", allow_pickle=True) == {1, 2, 3}
 
 
 def test_multiple_outputs_are_stored_and_wired_by_name(tmp_repo):

@@ -89,3 +89,19 @@ def test_small_values_already_stored_make_no_staging_writes(store, tmp_path):
     assert save_artifact(store, {"a": 1}) == first
     after = sorted(p.name for p in staging.iterdir()) if staging.exists() else []
     assert before == after == []
+
+
+def test_memory_mapped_inputs_returned_sliced_or_reshaped_are_stored(store):
+    ref = save_artifact(store, np.arange(12.0))
+    loaded = load_artifact(store, ref)  # a copy-on-write np.memmap
+    for derived in (loaded, loaded[:3], loaded.reshape(3, 4)):
+        out = save_artifact(store, derived)
+        assert out.materializer == "numpy"
+        np.testing.assert_array_equal(load_artifact(store, out), np.asarray(derived))
+
+
+def test_numpy_scalars_are_stored_as_json_numbers(store):
+    ref = save_artifact(store, {"total": np.arange(4).sum(), "best": np.float32(0.5)})
+    assert ref.materializer == "json"
+    assert load_artifact(store, ref) == {"total": 6, "best": 0.5}
+    assert load_artifact(store, save_artifact(store, np.int64(7))) == 7

@@ -90,3 +90,23 @@ def test_a_503_from_storage_during_a_run_is_retried(
     assert fault.hits == 3
     assert run.status == "completed"
     assert run.load("s2") == [x + 1 + 2 for x in range(5)]
+
+
+@pytest.mark.mysql
+def test_a_database_that_stays_down_for_seconds_is_waited_for(
+        tmp_path: Path, mysql_login: MysqlLogin, mysql_server: MySQLServer,
+        steps_on_path: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like a proxy or Cloud SQL maintenance restart: the store is gone for ~2 s mid-run."""
+    import threading
+    import time
+
+    repo = shared_repo(tmp_path / "repo", mysql_login, None)
+
+    def outage() -> None:
+        mysql_server.stop()
+        threading.Thread(target=lambda: (time.sleep(2), mysql_server.start())).start()
+
+    monkeypatch.setattr(steps, "HOOK", outage)
+    run = steps.with_interruption("patient").run(repo)
+    assert run.status == "completed"
+    assert [r.step_name for r in repo.metadata.step_runs(run.id)] == ["first", "middle", "last"]

@@ -171,3 +171,13 @@ def test_get_pipelines_lists_every_recorded_pipeline_immutable(data_repo):
     assert [p.name for p in pipelines] == ["first", "second"]
     assert all(p.is_frozen for p in pipelines)
     assert [r.status for r in Repository().get_pipeline_runs("second")] == ["completed"]
+
+
+def test_a_relative_datasource_path_is_read_from_the_repository_root(data_repo, monkeypatch):
+    build("rooted").run()
+    sub = data_repo.root / "pipelines"
+    (sub / "data").mkdir()
+    (sub / "data" / "diabetes.csv").write_text("decoy,file\n1,2\n")  # must not be read
+    monkeypatch.chdir(sub)
+    again = build("rooted").run(Repository())
+    assert again["datasource"].status == "cached"

@@ -76,10 +76,14 @@ def run_quickstart(directory: Path | None = None,
                    on_event: Callable[[str], None] = lambda _: None) -> QuickstartResult:
     if directory is not None:
         directory = directory.resolve()
-        if directory.exists() and any(directory.iterdir()):
-            raise ConfigError(f"{directory} is not empty",
-                              "pass --dir with a new or empty directory, or omit it")
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            if directory.exists() and any(directory.iterdir()):
+                raise ConfigError(f"{directory} is not empty",
+                                  "pass --dir with a new or empty directory, or omit it")
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot use {directory}: {exc.strerror}",
+                              "pass --dir with a writable new or empty directory") from None
     base = directory or Path(tempfile.mkdtemp(prefix="collab-quickstart-"))
     if shutil.which("git") is None:
         raise CollabError("git is not installed", "install git (e.g. apt-get install git)")

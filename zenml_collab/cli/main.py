@@ -77,6 +77,23 @@ def _show_warning(message: Any, category: type[Warning], *_: Any, **__: Any) -> 
     click.secho(f"warning: {message}", fg="yellow", err=True)
 
 
+def _show_cause(exc: CollabError) -> None:
+    """For a failed step: where in the member's own code it failed (all of it with COLLAB_DEBUG)."""
+    cause = exc.__cause__
+    if cause is None or isinstance(cause, CollabError):
+        return
+    import traceback
+
+    frames = traceback.extract_tb(cause.__traceback__)
+    if os.environ.get("COLLAB_DEBUG"):
+        click.echo("".join(traceback.format_exception(cause)), err=True, nl=False)
+        return
+    own = [f for f in frames if "zenml_collab" not in f.filename.replace("\\", "/").split("/")]
+    if own:
+        last = own[-1]
+        click.echo(f"  at {last.filename}:{last.lineno} in {last.name}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     warnings.showwarning = _show_warning
@@ -84,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="collab", standalone_mode=False)
     except CollabError as exc:
         click.secho(f"error: {exc.message}", fg="red", err=True)
+        _show_cause(exc)
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)
         sys.exit(exc.exit_code)

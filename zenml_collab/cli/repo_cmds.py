@@ -123,6 +123,13 @@ def db_status() -> None:
     store = open_metadata_store(repo.settings.metadata, repo.root,
                                 credentials_file=repo.settings.local.credentials_file)
     current = store.revision()
-    state = "current" if current == HEAD_REVISION else "run `collab db upgrade`"
+    if current is None:
+        state = "empty: created on first use"
+    elif current == HEAD_REVISION:
+        state = "current"
+    elif current > HEAD_REVISION:
+        state = "newer than this zenml-collab: upgrade the package"
+    else:
+        state = "run `collab db upgrade`"
     console.print(f"{store.description}: schema {current or '(empty)'}, "
                   f"this version needs {HEAD_REVISION} ({state})")

@@ -61,6 +61,12 @@ class StepNode:
 
 def import_step(path: str) -> Step | type[BaseStep]:
     module_name, _, qualname = path.partition(":")
+    if module_name == "__main__":
+        raise PipelineError(
+            f"step {path!r} was defined in the script that first ran this pipeline, so it "
+            "cannot be imported again",
+            "move the step into a module of the repository (e.g. steps.py), import it from "
+            "there, and run the pipeline under a new name")
     try:
         obj: Any = importlib.import_module(module_name)
         for part in qualname.split("."):

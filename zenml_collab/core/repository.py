@@ -26,7 +26,7 @@ from zenml_collab.core.pipeline_config import (
     dump_pipeline_config,
     load_pipeline_config,
 )
-from zenml_collab.errors import PipelineNotFoundError, RepositoryNotFoundError
+from zenml_collab.errors import PipelineError, PipelineNotFoundError, RepositoryNotFoundError
 
 if TYPE_CHECKING:
     from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore
@@ -126,6 +126,7 @@ class Repository:
                              environment=capture_environment())
         path = config_path(self.root, pipeline.name).relative_to(self.root)
         with self.metadata.run_session():
+            self._check_config_slot(pipeline.name)
             pipeline_id, _ = self.metadata.register_pipeline(
                 name=pipeline.name, kind=config.kind, identity=config.identity(),
                 config_json=config.model_dump_json(), created_by=git.user, git_sha=git.sha)
@@ -135,6 +136,18 @@ class Repository:
                                resume_hint=f"collab run {path}")
         pipeline.freeze("it has run; pipelines are immutable once run")
         return run
+
+    def _check_config_slot(self, name: str) -> None:
+        """Two names with the same file name (``Pipeline A`` / ``pipeline-a``) would overwrite
+        each other's committed config: refuse the newcomer before anything is recorded."""
+        path = config_path(self.root, name)
+        if path.exists():
+            existing = load_pipeline_config(path)
+            if existing.name != name:
+                raise PipelineError(
+                    f"pipeline name {name!r} would be stored in {path.relative_to(self.root)}, "
+                    f"which holds pipeline {existing.name!r}",
+                    "choose a name that differs in more than case, spaces or punctuation")
 
     def _write_config(self, config: PipelineConfig) -> None:
         path = config_path(self.root, config.name)
@@ -158,9 +171,14 @@ class Repository:
         path = Path(name_or_path)
         if path.suffix in (".yaml", ".yml"):
             return load_pipeline_config(path if path.is_absolute() else Path.cwd() / path)
+        if isinstance(name_or_path, Path) or path.is_file():
+            raise PipelineError(f"{str(name_or_path)!r} is not a pipeline config",
+                                "pass a pipelines/*.yaml file or a pipeline name")
         file = config_path(self.root, str(name_or_path))
         if file.exists():
-            return load_pipeline_config(file)
+            found = load_pipeline_config(file)
+            if found.name == str(name_or_path):
+                return found
         record = self.metadata.get_pipeline(str(name_or_path))
         if record is None:
             known = ", ".join(repr(p.name) for p, _, _ in self.metadata.list_pipelines()) or "none"
@@ -223,17 +241,17 @@ class Repository:
                        s.duration_ms)
             for s in self.metadata.step_runs(record.id))
 
-        def reader(ref: ArtifactRef) -> Any:
-            return load_artifact(self.artifacts, ref)
+        def reader(ref: ArtifactRef, allow_pickle: bool = False) -> Any:
+            return load_artifact(self.artifacts, ref, allow_pickle=allow_pickle)
 
         return Run(id=record.id, pipeline_name=record.pipeline_name, status=record.status,
                    steps=steps, started_at=record.started_at, git_sha=record.git_sha,
                    git_dirty=record.git_dirty, user=record.user, _reader=reader)
 
-    def load_artifact(self, ref: ArtifactRef) -> Any:
+    def load_artifact(self, ref: ArtifactRef, *, allow_pickle: bool = False) -> Any:
         from zenml_collab.core.artifacts.base import load_artifact
 
-        return load_artifact(self.artifacts, ref)
+        return load_artifact(self.artifacts, ref, allow_pickle=allow_pickle)
 
     def describe(self) -> dict[str, Any]:
         from zenml_collab.core.stores import describe_metadata

@@ -36,7 +36,8 @@ class Run:
     git_sha: str | None = None
     git_dirty: bool | None = None
     user: str | None = None
-    _reader: Callable[[ArtifactRef], Any] | None = field(default=None, repr=False, compare=False)
+    _reader: Callable[[ArtifactRef, bool], Any] | None = field(default=None, repr=False,
+                                                               compare=False)
 
     def __getitem__(self, step_name: str) -> StepResult:
         for result in self.steps:
@@ -49,8 +50,9 @@ class Run:
     def statuses(self) -> dict[str, str]:
         return {s.name: s.status for s in self.steps}
 
-    def load(self, step_name: str, output: str | None = None) -> Any:
-        """Load a step's output value from the artifact store."""
+    def load(self, step_name: str, output: str | None = None, *,
+             allow_pickle: bool = False) -> Any:
+        """Load a step's output value from the artifact store (a pickle only if allowed)."""
         result = self[step_name]
         name = output or next(iter(result.outputs), "")
         if name not in result.outputs:
@@ -59,7 +61,7 @@ class Run:
         if self._reader is None:
             raise PipelineError("this run is not attached to a repository",
                                 "get it with Repository().get_pipeline_runs(name)")
-        return self._reader(result.outputs[name])
+        return self._reader(result.outputs[name], allow_pickle)
 
     def summary(self) -> str:
         counts = {EXECUTED: 0, CACHED: 0, FAILED: 0}

@@ -8,6 +8,7 @@ stored, so peak memory stays near the largest single artifact.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -67,12 +68,20 @@ def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStor
                 on_step(result)
     except BaseException as exc:
         message = str(exc) if isinstance(exc, CollabError) else f"{type(exc).__name__}: {exc}"
-        metadata.finish_run(run_id, FAILED, message[:2000])
+        try:
+            metadata.finish_run(run_id, FAILED, message[:2000])
+        except CollabError as unrecorded:
+            # The store is gone too: the original error is the one the member must see.
+            log.warning("could not mark run %s failed: %s", run_id[:8], unrecorded.message)
         raise
     metadata.finish_run(run_id, "completed")
     return Run(id=run_id, pipeline_name=pipeline.name, status="completed", steps=tuple(results),
                started_at=None, git_sha=context.git.sha, git_dirty=context.git.dirty,
-               user=context.git.user, _reader=lambda ref: load_artifact(artifacts, ref))
+               user=context.git.user, _reader=functools.partial(_read, artifacts))
+
+
+def _read(artifacts: ArtifactStore, ref: ArtifactRef, allow_pickle: bool = False) -> Any:
+    return load_artifact(artifacts, ref, allow_pickle=allow_pickle)
 
 
 def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
@@ -83,7 +92,15 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
     input_refs = {i.arg: upstream[i.step][i.output] for i in node.inputs}
     input_hashes = {arg: ref.hash for arg, ref in input_refs.items()}
     if impl.fingerprint is not None:
-        input_hashes[SOURCE_INPUT] = impl.fingerprint(params)
+        try:
+            input_hashes[SOURCE_INPUT] = impl.fingerprint(params)
+        except CollabError:
+            raise
+        except Exception as exc:
+            raise StepFailedError(
+                f"step {node.name!r} of pipeline {pipeline_name!r} could not fingerprint its "
+                f"source: {type(exc).__name__}: {exc}",
+                "check the step's parameters (e.g. the datasource path)") from exc
     key = cache.cache_key(step_path=impl.import_path, code_hash=impl.code_hash, params=params,
                           input_hashes=input_hashes, output_names=impl.output_names)
     started_at = utcnow()
@@ -112,7 +129,8 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
                                     input_hashes=input_hashes)
     log.info("step %s: executing (%s)", node.name, reason)
     try:
-        values = {arg: load_artifact(artifacts, ref) for arg, ref in input_refs.items()}
+        values = {arg: load_artifact(artifacts, ref, allow_pickle=impl.allow_pickle)
+                  for arg, ref in input_refs.items()}
         returned = impl.call(params, values)
         del values
         named = _split_outputs(node, returned)
@@ -120,8 +138,8 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
         refs = {}
         for name in impl.output_names:
             refs[name] = save_artifact(artifacts, named.pop(name), allow_pickle=impl.allow_pickle)
-    except CollabError:
-        record(FAILED, "failed", None)
+    except CollabError as exc:
+        record(FAILED, f"failed: {exc.message}", None)
         raise
     except Exception as exc:
         record(FAILED, f"failed: {type(exc).__name__}: {exc}", None)

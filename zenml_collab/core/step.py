@@ -38,14 +38,37 @@ def _normalised_source_hash(obj: Any) -> str:
                 node.decorator_list = []
         text = ast.dump(tree, include_attributes=False)
     except (OSError, TypeError, SyntaxError):
-        # No source (interactive session, frozen app): fall back to the compiled code.
+        # No source (stdin, `python -c`, a frozen app): fall back to the compiled code.
         code = getattr(obj, "__code__", None)
-        text = repr((code.co_code, code.co_consts, code.co_names)) if code else repr(obj)
+        text = _code_fingerprint(code) if code is not None else f"{obj.__module__}.{obj.__qualname__}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _code_fingerprint(code: Any) -> str:
+    """Bytecode, names and constants, nested code objects included by content: their repr
+    holds a memory address, which would make the hash differ in every process."""
+    consts = [_code_fingerprint(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts]
+    return repr((code.co_code, code.co_names, consts))
 
 
 def import_path_of(obj: Any) -> str:
     return f"{obj.__module__}:{obj.__qualname__}"
+
+
+def warn_if_unimportable(obj: Any) -> None:
+    """A step defined in the script being run (``__main__``) runs, but nobody can import it
+    again: `collab run` and teammates need it in a module."""
+    if obj.__module__ == "__main__":
+        import warnings
+
+        warnings.warn(
+            f"step {obj.__qualname__!r} is defined in the script you are running: this run "
+            "works, but `collab run` and your teammates cannot import it; move it into a "
+            "module (e.g. steps.py) and import it", UnimportableStepWarning, stacklevel=4)
+
+
+class UnimportableStepWarning(UserWarning):
+    """A step whose import path cannot be imported again (defined in ``__main__``)."""
 
 
 @dataclass(frozen=True)
@@ -179,10 +202,13 @@ def check_params(owner: str, params: dict[str, Any]) -> None:
 def resolve_impl(obj: Step | BaseStep | type[BaseStep]) -> tuple[StepImpl, dict[str, Any]]:
     """The implementation of a step object and the parameters it carries."""
     if isinstance(obj, Step):
+        warn_if_unimportable(obj.func)
         return obj.impl, {}
     if isinstance(obj, BaseStep):
+        warn_if_unimportable(type(obj))
         return type(obj).impl(), dict(obj.params)
     if isinstance(obj, type) and issubclass(obj, BaseStep):
+        warn_if_unimportable(obj)
         return obj.impl(), {}
     raise PipelineError(
         f"{obj!r} is not a step",

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from zenml_collab.core.artifacts.materializers import materializer_for, materializer_named
 from zenml_collab.core.hashing import hash_files, hash_named_bytes
+from zenml_collab.errors import MaterializerError
 
 MANIFEST = "_manifest.json"
 
@@ -89,5 +90,12 @@ def save_artifact(store: ArtifactStore, value: Any, *, allow_pickle: bool = Fals
             shutil.rmtree(staged, ignore_errors=True)
 
 
-def load_artifact(store: ArtifactStore, ref: ArtifactRef) -> Any:
+def load_artifact(store: ArtifactStore, ref: ArtifactRef, *, allow_pickle: bool = False) -> Any:
+    """Load an artifact. A pickled one only with ``allow_pickle``: unpickling runs code, and
+    the store is shared, so the reader opts in as the writer did."""
+    if ref.materializer == "pickle" and not allow_pickle:
+        raise MaterializerError(
+            f"artifact {ref.hash[:12]} is a pickle; loading it would run code from the store",
+            "opt in where you load it: @step(allow_pickle=True) for a step input, or "
+            "run.load(step, allow_pickle=True)")
     return materializer_named(ref.materializer).load(store.local_dir(ref))

@@ -39,11 +39,28 @@ def _module_of(value: Any) -> str:
     return type(value).__module__.split(".", 1)[0]
 
 
+def _is_numpy_scalar(value: Any) -> bool:
+    return any(k.__module__ == "numpy" and k.__name__ == "generic" for k in type(value).__mro__)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (``arr.sum()``, ``argmax``) as the Python numbers they stand for."""
+    if _is_numpy_scalar(value):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def _is_jsonable(value: Any, depth: int = 0) -> bool:
     if depth > 50:
         return False
     if value is None or isinstance(value, (bool, int, float, str)):
         return True
+    if _is_numpy_scalar(value):
+        return isinstance(value.item(), (bool, int, float, str))
     if isinstance(value, (list, tuple)):
         return all(_is_jsonable(v, depth + 1) for v in value)
     if isinstance(value, dict):
@@ -60,7 +77,7 @@ class JsonMaterializer:
         return _is_jsonable(value)
 
     def encode(self, value: Any) -> dict[str, bytes]:
-        return {"value.json": json.dumps(value, sort_keys=True).encode("utf-8")}
+        return {"value.json": json.dumps(_plain(value), sort_keys=True).encode("utf-8")}
 
     def save(self, value: Any, directory: Path) -> list[str]:
         return _write(directory, self.encode(value))
@@ -93,11 +110,15 @@ class NumpyMaterializer:
     version: int = 1
 
     def can_handle(self, value: Any) -> bool:
-        return _module_of(value) == "numpy" and type(value).__name__ == "ndarray"
+        # ndarray and its subclasses (np.memmap: inputs are loaded memory-mapped, and a step
+        # may return one unchanged, sliced or reshaped).
+        return any(k.__module__ == "numpy" and k.__name__ == "ndarray"
+                   for k in type(value).__mro__)
 
     def save(self, value: Any, directory: Path) -> list[str]:
         import numpy as np
 
+        value = np.asarray(value)
         if value.dtype == object:
             raise MaterializerError(
                 "a numpy array of dtype=object cannot be stored without pickle",

@@ -76,10 +76,12 @@ class MetadataStore:
             yield
             return
         self._local.held = self._open_held()
+        self._local.reopen = False
         try:
             yield
         finally:
             held, self._local.held = self._local.held, None
+            self._local.reopen = False
             held.close()
 
     def _open_held(self) -> sa.Connection:
@@ -111,11 +113,18 @@ class MetadataStore:
         """Run ``work`` in one transaction; retry it if the connection dropped.
 
         A deadlock or lock-wait timeout between members writing at once is retried too: the
-        server rolled the whole transaction back, so running it again is safe.
+        server rolled the transaction back, so running it again is safe. In a run session
+        (autocommit) each hot-path statement is idempotent or the last one, so re-running the
+        work after a lost connection is safe as well. A server that is restarting (a proxy or
+        Cloud SQL maintenance) gets the whole backoff, about 10 s, before we give up.
         """
         delay = 0.2
         for attempt in range(1, attempts + 1):
             try:
+                if getattr(self._local, "reopen", False):
+                    self._local.held = self.engine.connect().execution_options(
+                        isolation_level="AUTOCOMMIT")
+                    self._local.reopen = False
                 held = getattr(self._local, "held", None)
                 if held is not None:
                     return work(held)
@@ -126,6 +135,11 @@ class MetadataStore:
                 transient = exc.connection_invalidated or _is_disconnect(exc) or conflict
                 if not transient:
                     raise
+                held = getattr(self._local, "held", None)
+                if held is not None and not conflict:
+                    # Drop the dead connection; the next attempt opens a fresh one.
+                    held.invalidate()
+                    self._local.reopen = True
                 if attempt == attempts:
                     if conflict:
                         raise MetadataStoreError(
@@ -134,9 +148,6 @@ class MetadataStore:
                     raise self._connectivity_error(exc) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 3.0)
-                if getattr(self._local, "held", None) is not None:
-                    self._local.held.invalidate()
-                    self._local.held = self._open_held()
         raise AssertionError("unreachable")
 
     # -- schema -----------------------------------------------------------------------------
@@ -181,6 +192,11 @@ class MetadataStore:
             # Read under the lock: a teammate may have just migrated (MySQL DDL is not
             # transactional, so two members creating the same tables would collide).
             before = self.revision()
+            if before is not None and before > HEAD_REVISION:
+                raise SchemaOutOfDateError(
+                    f"the metadata store {self.description} is at schema revision {before}, "
+                    f"newer than this zenml-collab knows ({HEAD_REVISION})",
+                    "upgrade zenml-collab: a teammate's newer version migrated the store")
             with self.engine.begin() as conn:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)

@@ -6,6 +6,7 @@ content-addressed Parquet snapshot holds every split.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,17 @@ def _read_source(path: str) -> bytes:
         from zenml_collab.core.artifacts.gcs import read_object
 
         return read_object(path)
+    local = Path(path).expanduser()
+    if not local.is_absolute():
+        # Relative to the repository root, wherever in the repo the pipeline runs from, so
+        # that every member's clone reads its own copy of the same committed file.
+        from zenml_collab.core.repository import find_root
+        from zenml_collab.errors import RepositoryNotFoundError
+
+        with contextlib.suppress(RepositoryNotFoundError):
+            local = find_root() / local
     try:
-        return Path(path).read_bytes()
+        return local.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"datasource file {path!r} does not exist",
                           "paths are relative to the repository root; check the path") from None
