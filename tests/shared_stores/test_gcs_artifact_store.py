@@ -67,9 +67,23 @@ def test_exists_is_one_request(gcs_proxy: GcsProxy, gcs_bucket: str, tmp_path: P
     assert s.exists(ref) is True
     missing = ArtifactRef("0" * 32, "json", ("value.json",), 1)
     assert s.exists(missing) is False
-    seen = [r for r in gcs_proxy.requests(since=before) if "/o/" in r[1]]
+    seen = [r for r in gcs_proxy.requests(since=before) if "/o" in r[1]]
     assert len(seen) == 2
-    assert all(MANIFEST in r[1] for r in seen)
+    assert all("prefix=" in r[1] for r in seen)  # one listing of the artifact's folder each
+
+
+def test_an_artifact_missing_a_data_file_is_not_there_and_is_restored(
+        gcs_proxy: GcsProxy, gcs_bucket: str, tmp_path: Path) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    s = store(gcs_bucket, tmp_path / "a")
+    ref = save_artifact(s, b"payload")
+    client = storage.Client(project="test", credentials=AnonymousCredentials())
+    client.bucket(gcs_bucket).blob(s.object_name(ref.hash, "data.bin")).delete()
+    assert s.exists(ref) is False  # the manifest alone does not make an artifact
+    assert save_artifact(store(gcs_bucket, tmp_path / "b"), b"payload") == ref
+    assert s.exists(ref) is True
 
 
 def test_identical_artifacts_from_two_members_are_stored_once(
@@ -162,7 +176,7 @@ def test_a_503_on_upload_is_retried(gcs_proxy: GcsProxy, gcs_bucket: str,
 
 def test_a_403_names_the_bucket_and_the_role_to_grant(gcs_proxy: GcsProxy, gcs_bucket: str,
                                                       tmp_path: Path) -> None:
-    gcs_proxy.inject("GET", MANIFEST, 403)
+    gcs_proxy.inject("GET", "prefix=", 403)
     s = store(gcs_bucket, tmp_path / "a")
     with pytest.raises(PermissionDeniedError) as info:
         s.exists(ArtifactRef("ab" * 16, "json", ("value.json",), 1))

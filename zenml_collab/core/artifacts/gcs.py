@@ -316,10 +316,17 @@ class GcsArtifactStore:
                 raise
 
     def exists(self, ref: ArtifactRef) -> bool:
-        """One metadata request: is the manifest (written last) there?"""
-        blob = self._bucket.blob(self.object_name(ref.hash, MANIFEST))
-        with gcs_errors(self.bucket_name, f"checking {blob.name}"):
-            return bool(blob.exists(retry=_retry()))
+        """One list request: are the manifest (written last) and every data file there?
+
+        Checking the files too matters: a lifecycle rule or a hand clean-up can remove a data
+        object and keep the manifest, and the artifact must then count as missing (and be
+        re-uploaded by the next execution) rather than stay a cache hit that cannot load.
+        """
+        prefix = self.object_name(ref.hash, "")
+        with gcs_errors(self.bucket_name, f"checking {prefix}"):
+            names = {blob.name.removeprefix(prefix) for blob in self.client.list_blobs(
+                self.bucket_name, prefix=prefix, retry=_retry())}
+        return MANIFEST in names and all(name in names for name in ref.files)
 
     def local_dir(self, ref: ArtifactRef) -> Path:
         """The cached copy, or a verified download of it; a cache hit makes no request."""
