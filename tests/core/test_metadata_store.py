@@ -107,3 +107,14 @@ def test_a_foreign_database_is_not_taken_over(tmp_path):
         conn.execute(sa.text("CREATE TABLE customers (id INTEGER)"))
     with pytest.raises(MetadataStoreError, match="not a zenml-collab store"):
         MetadataStore(engine).check_schema()
+
+
+def test_a_retried_step_run_insert_records_the_step_once(tmp_repo):
+    from zenml_collab.core.metadata.records import StepRunRecord, utcnow
+
+    repo = Repository()
+    run = chain("chain", 2).run(repo)
+    first = repo.metadata.step_runs(run.id)[0]
+    duplicate = StepRunRecord(**{**first.__dict__, "started_at": utcnow()})
+    repo.metadata.record_step(duplicate)  # as a retry after a lost acknowledgement would
+    assert [s.position for s in repo.metadata.step_runs(run.id)] == [0, 1]

@@ -35,7 +35,7 @@ from zenml_collab.errors import (
     SchemaOutOfDateError,
 )
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
 
@@ -51,7 +51,9 @@ def _insert_ignore(table: sa.Table) -> Any:
 _CACHE_LOOKUP = sa.select(m.cache_entries.c.outputs_json).where(
     m.cache_entries.c.cache_key == sa.bindparam("key"))
 _CACHE_INSERT = _insert_ignore(m.cache_entries)
-_STEP_RUN_INSERT = m.step_runs.insert()
+# IGNORE: on the autocommit run connection, a retry after a lost acknowledgement must not
+# record the step twice (the (run_id, position) key catches it).
+_STEP_RUN_INSERT = _insert_ignore(m.step_runs)
 
 
 class MetadataStore:
