@@ -79,3 +79,17 @@ def diamond(name: str = "diamond", factor: int = 2, offset: int = 1):
     p.add(shift, inputs={"xs": "source"}, params={"offset": offset})
     p.add(combine, inputs={"a": "scale", "b": "shift"})
     return p
+
+
+class BrokenSource(BaseStep):
+    """A step whose external source cannot be fingerprinted."""
+
+    def __init__(self, path: str = "nowhere") -> None:
+        super().__init__(path=path)
+
+    def fingerprint(self) -> str:
+        raise OSError(f"cannot stat {self.params['path']}")
+
+    def run(self) -> list:
+        _count("broken_source")
+        return []

@@ -269,3 +269,15 @@ def test_collab_run_imports_steps_from_the_repository_root(tmp_repo):
                                  if k != "PYTHONPATH"})
     assert result.returncode == 0, result.stderr
     assert "1 cached" in result.stdout
+
+
+def test_a_source_that_cannot_be_fingerprinted_fails_the_step_clearly(tmp_repo, executions):
+    from zenml_collab.errors import StepFailedError
+
+    p = Pipeline("unfingerprintable")
+    p.add(steps.BrokenSource(path="/missing/data.csv"))
+    with pytest.raises(StepFailedError, match="could not fingerprint its source: OSError"):
+        p.run()
+    assert executions.names() == []
+    (failed,) = Repository().get_pipeline_runs("unfingerprintable")
+    assert failed.status == "failed"
