@@ -1,21 +1,16 @@
-"""The metadata store: pipelines, runs, step runs, the cache index, artifacts, environments.
+"""The metadata store's queries: pipelines, runs, step runs, the cache index, artifacts,
+environments.
 
-Every write is one short transaction through :meth:`MetadataStore._tx`, which commits or rolls
-back in one place and retries a transaction that lost its connection (a proxy or server
-restart). A cached step costs exactly two statements: the cache lookup (a primary-key seek) and
-the insert of its step-run row.
+Connection handling and retries live in :mod:`.connection`, the schema check and migrations in
+:mod:`.schema`. A cached step costs exactly two statements: the cache lookup (a primary-key
+seek) and the insert of its step-run row.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -28,16 +23,10 @@ from zenml_collab.core.metadata.records import (
     _step_record,
     utcnow,
 )
-from zenml_collab.errors import (
-    ConnectivityError,
-    MetadataStoreError,
-    PipelineError,
-    SchemaOutOfDateError,
-)
+from zenml_collab.core.metadata.schema import HEAD_REVISION, MIGRATIONS_DIR, SchemaStore
+from zenml_collab.errors import PipelineError
 
-HEAD_REVISION = "0003"
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-T = TypeVar("T")
+__all__ = ["HEAD_REVISION", "MIGRATIONS_DIR", "MetadataStore"]
 
 
 def _insert_ignore(table: sa.Table) -> Any:
@@ -56,172 +45,8 @@ _CACHE_INSERT = _insert_ignore(m.cache_entries)
 _STEP_RUN_INSERT = _insert_ignore(m.step_runs)
 
 
-class MetadataStore:
+class MetadataStore(SchemaStore):
     """Typed access to the metadata database behind one SQLAlchemy engine."""
-
-    def __init__(self, engine: sa.Engine, *, description: str = "") -> None:
-        self.engine = engine
-        self.description = description or engine.url.render_as_string(hide_password=True)
-        self._local = threading.local()
-
-    # -- plumbing ---------------------------------------------------------------------------
-    @contextmanager
-    def run_session(self) -> Iterator[None]:
-        """Hold one autocommit connection for the duration of a run (this thread only).
-
-        Per step, this saves the pool's checkout ping, the rollback on return and the COMMIT
-        round trip: on Cloud SQL, a cached step is two round trips (lookup, insert).
-        Every statement of the hot path stands on its own (INSERT IGNORE, content-addressed
-        rows), so none needs a multi-statement transaction.
-        """
-        if getattr(self._local, "held", None) is not None:
-            yield
-            return
-        self._local.held = self._open_held()
-        self._local.reopen = False
-        try:
-            yield
-        finally:
-            held, self._local.held = self._local.held, None
-            self._local.reopen = False
-            held.close()
-
-    def _open_held(self) -> sa.Connection:
-        try:
-            return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        except sa.exc.OperationalError as exc:
-            raise self._connectivity_error(exc) from None
-
-    @contextmanager
-    def _connect(self) -> Iterator[sa.Connection]:
-        held = getattr(self._local, "held", None)
-        if held is not None:
-            yield held
-            return
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except sa.exc.OperationalError as exc:
-            raise self._connectivity_error(exc) from None
-
-    def _connectivity_error(self, exc: sa.exc.DBAPIError) -> ConnectivityError:
-        return ConnectivityError(
-            f"cannot reach the metadata store {self.description}: {exc.orig}",
-            "check that the database (or the Cloud SQL proxy: `collab proxy status`) is running; "
-            "`collab doctor` diagnoses the rest",
-        )
-
-    def _tx(self, work: Callable[[sa.Connection], T], *, attempts: int = 5) -> T:
-        """Run ``work`` in one transaction; retry it if the connection dropped.
-
-        A deadlock or lock-wait timeout between members writing at once is retried too: the
-        server rolled the transaction back, so running it again is safe. In a run session
-        (autocommit) each hot-path statement is idempotent or the last one, so re-running the
-        work after a lost connection is safe as well. A server that is restarting (a proxy or
-        Cloud SQL maintenance) gets the whole backoff, about 10 s, before we give up.
-        """
-        delay = 0.2
-        for attempt in range(1, attempts + 1):
-            try:
-                if getattr(self._local, "reopen", False):
-                    self._local.held = self.engine.connect().execution_options(
-                        isolation_level="AUTOCOMMIT")
-                    self._local.reopen = False
-                held = getattr(self._local, "held", None)
-                if held is not None:
-                    return work(held)
-                with self.engine.begin() as conn:
-                    return work(conn)
-            except sa.exc.DBAPIError as exc:
-                conflict = _is_lock_conflict(exc)
-                transient = exc.connection_invalidated or _is_disconnect(exc) or conflict
-                if not transient:
-                    raise
-                held = getattr(self._local, "held", None)
-                if held is not None and not conflict:
-                    # Drop the dead connection; the next attempt opens a fresh one.
-                    held.invalidate()
-                    self._local.reopen = True
-                if attempt == attempts:
-                    if conflict:
-                        raise MetadataStoreError(
-                            f"the metadata store {self.description} kept reporting lock "
-                            f"conflicts: {exc.orig}", "run the pipeline again") from None
-                    raise self._connectivity_error(exc) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 3.0)
-        raise AssertionError("unreachable")
-
-    # -- schema -----------------------------------------------------------------------------
-    def revision(self) -> str | None:
-        """The schema revision, or ``None`` for an empty database."""
-        with self._connect() as conn:
-            if not sa.inspect(conn).has_table("alembic_version"):
-                if sa.inspect(conn).get_table_names():
-                    raise MetadataStoreError(
-                        f"{self.description} holds tables that are not a zenml-collab store",
-                        "point the metadata store at an empty database of its own",
-                    )
-                return None
-            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-
-    def check_schema(self, *, create_if_empty: bool = True) -> None:
-        """Fail clearly on a schema this version cannot use; initialise an empty database.
-
-        An existing schema is never migrated here: that is `collab db upgrade`'s job.
-        """
-        current = self.revision()
-        if current is None and create_if_empty:
-            self.upgrade()
-            return
-        if current != HEAD_REVISION:
-            raise SchemaOutOfDateError(
-                f"the metadata store {self.description} is at schema revision {current}, "
-                f"this zenml-collab needs {HEAD_REVISION}",
-                "run `collab db upgrade` (back up a shared store first)"
-                if current is None or current < HEAD_REVISION
-                else "upgrade zenml-collab: a teammate's newer version migrated the store",
-            )
-
-    def upgrade(self, revision: str = "head") -> tuple[str | None, str]:
-        """Migrate to ``revision`` (default: head); returns (before, after)."""
-        from alembic import command
-        from alembic.config import Config
-
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with self._migration_lock():
-            # Read under the lock: a teammate may have just migrated (MySQL DDL is not
-            # transactional, so two members creating the same tables would collide).
-            before = self.revision()
-            if before is not None and before > HEAD_REVISION:
-                raise SchemaOutOfDateError(
-                    f"the metadata store {self.description} is at schema revision {before}, "
-                    f"newer than this zenml-collab knows ({HEAD_REVISION})",
-                    "upgrade zenml-collab: a teammate's newer version migrated the store")
-            with self.engine.begin() as conn:
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, revision)
-        return before, HEAD_REVISION if revision == "head" else revision
-
-    @contextmanager
-    def _migration_lock(self, timeout_s: int = 120) -> Iterator[None]:
-        """On MySQL, a server-wide named lock so only one member migrates at a time."""
-        if self.engine.dialect.name not in ("mysql", "mariadb"):
-            yield
-            return
-        name = f"zenml_collab_migrate:{self.engine.url.database}"[:64]
-        with self._connect() as conn:
-            got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"),
-                               {"n": name, "t": timeout_s}).scalar()
-            if got != 1:
-                raise MetadataStoreError(
-                    f"another member is migrating {self.description} (waited {timeout_s} s)",
-                    "wait for it to finish, then run the command again")
-            try:
-                yield
-            finally:
-                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
 
     # -- pipelines --------------------------------------------------------------------------
     def register_pipeline(self, *, name: str, kind: str, identity: str, config_json: str,
@@ -404,20 +229,3 @@ class MetadataStore:
 
         row = self._tx(work)
         return None if row is None else _step_record(row)
-
-
-def _error_code(exc: sa.exc.DBAPIError) -> Any:
-    args = getattr(exc.orig, "args", None)
-    return args[0] if args else None
-
-
-def _is_disconnect(exc: sa.exc.DBAPIError) -> bool:
-    # pymysql: 2003 can't connect, 2006 server gone away, 2013 lost connection during query;
-    # server: 1053 shutdown in progress, 1927 connection killed (MariaDB), 4031 idle timeout.
-    return isinstance(exc, sa.exc.OperationalError) and _error_code(exc) in (
-        2003, 2006, 2013, 1053, 1927, 4031)
-
-
-def _is_lock_conflict(exc: sa.exc.DBAPIError) -> bool:
-    # MySQL 1213 deadlock, 1205 lock wait timeout (the transaction was rolled back).
-    return _error_code(exc) in (1205, 1213)
