@@ -80,6 +80,12 @@ class SchemaOutOfDateError(MetadataStoreError):
     """The metadata store's schema is behind (or ahead of) this version of zenml-collab."""
 
 
+class StoreIdentityError(MetadataStoreError):
+    """The database reached is not the team's store (empty, foreign, or another store's id)."""
+
+    exit_code = EXIT_CONNECTIVITY
+
+
 class PermissionDeniedError(CollabError):
     """A cloud or database permission is missing."""
 
