@@ -92,6 +92,47 @@ class ProxyConfig(_Model):
     version: str = DEFAULT_PROXY_VERSION
 
 
+class DockerComputeConfig(_Model):
+    """The ``docker`` backend: a container on the member's own dockerd."""
+
+    image: str | None = None  # default: compute.image
+
+
+class VertexComputeConfig(_Model):
+    """The ``vertex`` backend: a Vertex AI custom job per executed step."""
+
+    project: str | None = None  # default: gcp.project
+    region: str | None = None  # default: gcp.region
+    machine_type: str = "n1-standard-4"
+    accelerator_type: str | None = None  # e.g. NVIDIA_TESLA_T4
+    accelerator_count: int = Field(default=0, ge=0, le=16)
+    service_account: str | None = None  # the runner account jobs run as
+    image: str | None = None  # default: compute.image (an Artifact Registry path)
+
+
+class ComputeConfig(_Model):
+    """Where steps execute (``compute:`` in collab.yaml, overridable in .collab/local.yaml)."""
+
+    backend: Literal["local", "docker", "vertex"] = "local"  # for steps that name none
+    max_parallel: int = Field(default=4, ge=1, le=64)
+    image: str | None = None  # the image `collab image build` recorded (tag or digest)
+    docker: DockerComputeConfig = DockerComputeConfig()
+    vertex: VertexComputeConfig = VertexComputeConfig()
+
+
+def merge_compute(team: ComputeConfig, local: ComputeConfig | None) -> ComputeConfig:
+    """The member's compute settings: keys set in ``local.yaml`` win over the team's."""
+    if local is None:
+        return team
+    merged = team.model_dump()
+    for key, value in local.model_dump(exclude_unset=True).items():
+        if isinstance(value, dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return ComputeConfig.model_validate(merged)
+
+
 class GcpConfig(_Model):
     project: str
     region: str
@@ -116,6 +157,7 @@ class TeamConfig(_Model):
     metadata: MetadataConfig = MetadataConfig()
     artifacts: ArtifactsConfig = ArtifactsConfig()
     proxy: ProxyConfig = ProxyConfig()
+    compute: ComputeConfig = ComputeConfig()
 
     @field_validator("metadata")
     @classmethod
@@ -137,6 +179,7 @@ class LocalConfig(_Model):
     credentials_file: str | None = None
     proxy_port: int | None = Field(default=None, ge=1, le=65535)
     connector: Literal["proxy", "python"] | None = None
+    compute: ComputeConfig | None = None
 
 
 class Settings(_Model):

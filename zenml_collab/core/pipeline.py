@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from zenml_collab.core.hashing import canonical_json
-from zenml_collab.core.pipeline_config import STEP_NAME, CreatedInfo, PipelineConfig, StepConfig
+from zenml_collab.core.pipeline_config import BACKENDS, STEP_NAME, CreatedInfo, PipelineConfig, StepConfig
 from zenml_collab.core.step import BaseStep, Step, StepImpl, check_params, resolve_impl
 from zenml_collab.errors import ImmutablePipelineError, PipelineError
 
@@ -43,6 +43,7 @@ class StepNode:
     impl: StepImpl
     params_json: str
     inputs: tuple[InputRef, ...]
+    backend: str | None = None  # None: the team's default (see README: Beyond one machine)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -56,6 +57,7 @@ class StepNode:
             params=self.params,
             inputs={i.arg: f"{i.step}.{i.output}" for i in self.inputs},
             code_hash=self.impl.code_hash,
+            backend=self.backend,
         )
 
 
@@ -106,10 +108,15 @@ class Pipeline:
 
     def add(self, step_obj: Step | BaseStep | type[BaseStep], *, name: str | None = None,
             inputs: Mapping[str, str] | None = None,
-            params: Mapping[str, Any] | None = None) -> str:
-        """Add a step; ``inputs`` maps argument names to ``"step"`` or ``"step.output"``."""
+            params: Mapping[str, Any] | None = None, backend: str | None = None) -> str:
+        """Add a step; ``inputs`` maps argument names to ``"step"`` or ``"step.output"``.
+
+        ``backend`` (``"local"``, ``"docker"``, ``"vertex"``) says where the step executes;
+        it is recorded, not part of the cache key.
+        """
         self._check_mutable("add a step")
-        node = self._make_node(step_obj, name=name, inputs=inputs, params=params)
+        node = self._make_node(step_obj, name=name, inputs=inputs, params=params,
+                               backend=backend)
         if node.name in self._nodes:
             raise PipelineError(f"pipeline {self.name!r} already has a step named {node.name!r}",
                                 "pass name='...' to add() to give the step another name")
@@ -122,10 +129,14 @@ class Pipeline:
         node = self.step(step_name)
         merged = {**node.params, **params}
         check_params(step_name, merged)
-        self._nodes[step_name] = StepNode(node.name, node.impl, canonical_json(merged), node.inputs)
+        self._nodes[step_name] = StepNode(node.name, node.impl, canonical_json(merged), node.inputs,
+                                          node.backend)
 
     def _make_node(self, step_obj: Any, *, name: str | None, inputs: Mapping[str, str] | None,
-                   params: Mapping[str, Any] | None) -> StepNode:
+                   params: Mapping[str, Any] | None, backend: str | None = None) -> StepNode:
+        if backend is not None and backend not in BACKENDS:
+            raise PipelineError(f"unknown backend {backend!r}",
+                                f"use one of {', '.join(BACKENDS)} (or leave it unset)")
         impl, own_params = resolve_impl(step_obj)
         all_params = {**own_params, **(params or {})}
         step_name = name or impl.import_path.rsplit(":", 1)[1].rsplit(".", 1)[-1]
@@ -135,7 +146,7 @@ class Pipeline:
         check_params(step_name, all_params)
         refs = tuple(self._input_ref(step_name, arg, src) for arg, src in (inputs or {}).items())
         _check_signature(step_obj, step_name, {r.arg for r in refs}, set(all_params))
-        return StepNode(step_name, impl, canonical_json(all_params), refs)
+        return StepNode(step_name, impl, canonical_json(all_params), refs, backend)
 
     def _input_ref(self, step_name: str, arg: str, source: str) -> InputRef:
         src_step, _, output = source.partition(".")
@@ -211,7 +222,8 @@ class Pipeline:
                                     f"{sorted(pending)}", "fix the 'inputs:' entries")
             for sc in ready:
                 pipeline._nodes[sc.name] = pipeline._make_node(
-                    import_step(sc.step), name=sc.name, inputs=sc.inputs, params=sc.params)
+                    import_step(sc.step), name=sc.name, inputs=sc.inputs, params=sc.params,
+                    backend=sc.backend)
                 del pending[sc.name]
         pipeline._created = config.created.model_dump() if config.created else None
         return pipeline

@@ -17,6 +17,7 @@ from zenml_collab.errors import ConfigError
 
 PIPELINES_DIR = "pipelines"
 STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+BACKENDS = ("local", "docker", "vertex")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
@@ -39,6 +40,15 @@ class StepConfig(_Model):
     params: dict[str, Any] = {}
     inputs: dict[str, str] = {}
     code_hash: str | None = None
+    # Where the step executes (local, docker, vertex): recorded, never part of identity or key.
+    backend: str | None = None
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, value: str | None) -> str | None:
+        if value is not None and value not in BACKENDS:
+            raise ValueError(f"unknown backend {value!r}; use one of {', '.join(BACKENDS)}")
+        return value
 
     @field_validator("name")
     @classmethod

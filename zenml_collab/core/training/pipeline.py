@@ -46,7 +46,7 @@ class TrainingPipeline(Pipeline):
         self._repository: Repository | None = None
         self._run_cache: Run | None = None
 
-    def _set(self, step_name: str, step_obj: BaseStep) -> None:
+    def _set(self, step_name: str, step_obj: BaseStep, backend: str | None = None) -> None:
         self._check_mutable(f"add_{step_name}")
         if not isinstance(step_obj, BaseStep):
             raise PipelineError(f"add_{step_name} expects a configured step such as "
@@ -58,24 +58,25 @@ class TrainingPipeline(Pipeline):
         if missing:
             raise PipelineError(f"add_{step_name} needs {', '.join(sorted(set(missing)))} first",
                                 f"add steps in order: {' -> '.join(ORDER)}")
-        node = self._make_node(step_obj, name=step_name, inputs=wanted, params=None)
+        node = self._make_node(step_obj, name=step_name, inputs=wanted, params=None,
+                               backend=backend)
         # Replacing keeps the step's place; later steps refer to it by name.
         self._nodes[step_name] = node
 
-    def add_datasource(self, datasource: BaseStep) -> None:
-        self._set("datasource", datasource)
+    def add_datasource(self, datasource: BaseStep, *, backend: str | None = None) -> None:
+        self._set("datasource", datasource, backend)
 
-    def add_split(self, split: BaseStep) -> None:
-        self._set("split", split)
+    def add_split(self, split: BaseStep, *, backend: str | None = None) -> None:
+        self._set("split", split, backend)
 
-    def add_preprocesser(self, preprocesser: BaseStep) -> None:
-        self._set("preprocesser", preprocesser)
+    def add_preprocesser(self, preprocesser: BaseStep, *, backend: str | None = None) -> None:
+        self._set("preprocesser", preprocesser, backend)
 
-    def add_trainer(self, trainer: BaseStep) -> None:
-        self._set("trainer", trainer)
+    def add_trainer(self, trainer: BaseStep, *, backend: str | None = None) -> None:
+        self._set("trainer", trainer, backend)
 
-    def add_evaluator(self, evaluator: BaseStep) -> None:
-        self._set("evaluator", evaluator)
+    def add_evaluator(self, evaluator: BaseStep, *, backend: str | None = None) -> None:
+        self._set("evaluator", evaluator, backend)
 
     # -- results of the latest successful run ----------------------------------------------
     def _repo(self) -> Repository:
