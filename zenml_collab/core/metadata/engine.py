@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
-import os
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zenml_collab.config import MetadataConfig
 from zenml_collab.errors import ConfigError
+from zenml_collab.google.access import OwnedConnector
+
+if TYPE_CHECKING:
+    from zenml_collab.google.access import GoogleAccess
+
+__all__ = ["OwnedConnector", "create_engine_for", "mysql_url", "sqlite_url"]
 
 log = logging.getLogger("zenml_collab.metadata")
 
@@ -39,11 +44,14 @@ def mysql_url(cfg: MetadataConfig) -> Any:
 
 
 def create_engine_for(cfg: MetadataConfig, root: Path, *,
-                      credentials_file: str | None = None) -> Any:
+                      credentials_file: str | None = None,
+                      access: GoogleAccess | None = None) -> Any:
     """An engine for ``cfg``; relative SQLite paths are relative to the repo ``root``.
 
     ``credentials_file`` is for the in-process connector, used when the environment names no
-    GOOGLE_APPLICATION_CREDENTIALS (Application Default Credentials otherwise).
+    GOOGLE_APPLICATION_CREDENTIALS (Application Default Credentials otherwise); ``access``
+    (default: the process's :func:`~zenml_collab.google.access.google_access`) supplies
+    credentials, endpoint and error mapping.
     """
     import sqlalchemy as sa
 
@@ -63,7 +71,7 @@ def create_engine_for(cfg: MetadataConfig, root: Path, *,
             connect_args={"connect_timeout": 10},
         )
     if cfg.kind == "cloudsql":
-        return _cloudsql_engine(cfg, credentials_file)
+        return _cloudsql_engine(cfg, credentials_file, access)
     raise ConfigError(f"unknown metadata store kind {cfg.kind!r}", "use sqlite, mysql or cloudsql")
 
 
@@ -77,10 +85,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _cloudsql_engine(cfg: MetadataConfig, credentials_file: str | None = None) -> Any:
-    """The in-process Cloud SQL Python Connector (no proxy, no docker)."""
+def _cloudsql_engine(cfg: MetadataConfig, credentials_file: str | None = None,
+                     access: GoogleAccess | None = None) -> Any:
+    """The in-process Cloud SQL Python Connector (no proxy, no docker).
 
+    The connector's own calls to the Admin API (``connectSettings``, ``generateEphemeralCert``)
+    fail with its HTTP client's errors; the Google classifier turns them into errors with the
+    exit code and the fix (a 403 there means the member lacks roles/cloudsql.client).
+    """
     import sqlalchemy as sa
+
+    from zenml_collab.google.access import google_access
 
     instance = cfg.instance
     if not instance or not cfg.database or not cfg.username:
@@ -89,87 +104,29 @@ def _cloudsql_engine(cfg: MetadataConfig, credentials_file: str | None = None) -
             "run `collab join --connector python`, or `collab config metadata set cloudsql "
             "--instance project:region:instance --database D --iam-user`",
         )
-    credentials = None
-    if credentials_file and not os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
-        import google.auth
-
-        credentials, _ = google.auth.load_credentials_from_file(
-            credentials_file, scopes=["https://www.googleapis.com/auth/sqlservice.admin"])
-    connector = OwnedConnector(os.environ.get("COLLAB_SQLADMIN_ENDPOINT"), credentials=credentials)
+    access = access or google_access(credentials_file)
+    connector = access.connector()
     iam = cfg.auth == "iam"
     password = cfg.password.get_secret_value() if cfg.password else None
+    project = instance.split(":", 1)[0]
 
     def creator() -> Any:
-        return connector.connect(
-            instance, "pymysql", user=cfg.username, db=cfg.database,
-            enable_iam_auth=iam, **({} if iam else {"password": password}),
-        )
+        from zenml_collab.google.errors import is_google_error
+
+        try:
+            return connector.connect(
+                instance, "pymysql", user=cfg.username, db=cfg.database,
+                enable_iam_auth=iam, **({} if iam else {"password": password}),
+            )
+        except Exception as exc:
+            if not is_google_error(exc):
+                raise  # the database's own errors: SQLAlchemy wraps them for the store
+            raise access.classify(exc, action="connect to the Cloud SQL instance",
+                                  resource=instance, project=project,
+                                  permission="cloudsql.instances.connect") from None
 
     engine = sa.create_engine("mysql+pymysql://", creator=creator, pool_pre_ping=True,
                               pool_recycle=1800, isolation_level="READ COMMITTED")
     # Close the connector (and its event loop) when the engine goes, or at exit.
     weakref.finalize(engine, connector.close)
     return engine
-
-
-class OwnedConnector:
-    """A Cloud SQL Connector on an event loop we own.
-
-    The connector stops a loop it made itself but never closes it, which leaks the loop's
-    self-pipe; owning the loop lets :meth:`close` release everything.
-    """
-
-    def __init__(self, endpoint: str | None, credentials: Any = None) -> None:
-        import asyncio
-        import threading
-
-        from google.cloud.sql.connector import Connector
-
-        self._loop = asyncio.new_event_loop()
-        # The connector refreshes certificates in background tasks and logs their failures
-        # with full tracebacks; the failure that matters reaches the caller as an exception
-        # with our message. Keep the rest for COLLAB_DEBUG.
-        if not os.environ.get("COLLAB_DEBUG"):
-            logging.getLogger("google.cloud.sql.connector").setLevel(logging.CRITICAL)
-            self._loop.set_exception_handler(
-                lambda _loop, context: log.debug("connector background task: %s",
-                                                 context.get("message")))
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="cloudsql-connector")
-        self._thread.start()
-        kwargs: dict[str, Any] = {"loop": self._loop}
-        if endpoint:
-            kwargs["sqladmin_api_endpoint"] = endpoint
-        if credentials is not None:
-            kwargs["credentials"] = credentials
-        self._connector = Connector(**kwargs)
-        self._closed = False
-
-    def connect(self, *args: Any, **kwargs: Any) -> Any:
-        return self._connector.connect(*args, **kwargs)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        import asyncio
-        import contextlib
-
-        self._connector.close()
-        # A refresh still in flight (e.g. after a refused login) would otherwise die with
-        # "Task exception was never retrieved" on the member's terminal. Best effort.
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(_cancel_pending(), self._loop).result(timeout=3)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        if not self._loop.is_running():
-            self._loop.close()
-
-
-async def _cancel_pending() -> None:
-    import asyncio
-
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)  # retrieves their exceptions
