@@ -261,3 +261,61 @@ def test_switching_back_to_sqlite_drops_the_member_connection_details(repo: Path
     assert "instance" not in team.get("metadata", {})
     local = yaml.safe_load((repo / ".collab/local.yaml").read_text()) or {}
     assert "metadata" not in local
+
+
+BOOTSTRAPPED = """\
+gcp:
+  project: team-proj
+  region: europe-west1
+  instance: team-proj:europe-west1:main
+  database: zenml
+  bucket: team-artifacts
+metadata:
+  kind: cloudsql
+  instance: team-proj:europe-west1:main
+  database: zenml
+artifacts:
+  uri: gs://team-artifacts/artifacts
+"""
+
+
+def test_in_a_bootstrapped_clone_metadata_set_changes_only_the_local_file_and_says_so(
+        repo: Path) -> None:
+    (repo / "collab.yaml").write_text(BOOTSTRAPPED)
+    done = collab(repo, "config", "metadata", "set", "mysql", "--host", "127.0.0.1",
+                  "--username", "me", "--database", "scratch", "--password-stdin",
+                  "--no-verify", input="pw\n")
+    assert done.returncode == 0, done.stderr
+    assert (repo / "collab.yaml").read_text() == BOOTSTRAPPED
+    local = yaml.safe_load((repo / ".collab/local.yaml").read_text())
+    assert local["metadata"]["kind"] == "mysql" and local["metadata"]["database"] == "scratch"
+    assert "local.yaml" in done.stdout and "--team" in done.stdout
+    assert "collab.yaml is the team's" in done.stdout
+
+
+def test_in_a_bootstrapped_clone_artifacts_set_changes_only_the_local_file_and_says_so(
+        repo: Path) -> None:
+    (repo / "collab.yaml").write_text(BOOTSTRAPPED)
+    done = collab(repo, "config", "artifacts", "set", "my-artifacts")
+    assert done.returncode == 0, done.stderr
+    assert (repo / "collab.yaml").read_text() == BOOTSTRAPPED
+    assert yaml.safe_load((repo / ".collab/local.yaml").read_text())["artifacts"] == {
+        "uri": "my-artifacts"}
+    assert "wrote" in done.stdout and "local.yaml" in done.stdout and "--team" in done.stdout
+
+
+def test_team_flag_changes_a_bootstrapped_team_file(repo: Path) -> None:
+    (repo / "collab.yaml").write_text(BOOTSTRAPPED)
+    done = collab(repo, "config", "artifacts", "set", "team-folder", "--team")
+    assert done.returncode == 0, done.stderr
+    team = yaml.safe_load((repo / "collab.yaml").read_text())
+    assert team["artifacts"] == {"uri": "team-folder"} and team["gcp"]["project"] == "team-proj"
+    assert "collab.yaml" in done.stdout
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/x", "gs://UPPER/x", "gs://a/x"])
+def test_validate_refuses_artifact_uris_that_no_store_can_open(repo: Path, uri: str) -> None:
+    (repo / "collab.yaml").write_text(f"artifacts:\n  uri: {uri}\n")
+    done = collab(repo, "config", "validate")
+    assert done.returncode == 1, done.stdout
+    assert "artifacts.uri" in done.stderr and "Traceback" not in done.stderr

@@ -17,6 +17,11 @@ connection but is not written: the environment stays its source.
 
 Every ``set`` verifies the new settings against the real service before writing anything, so a
 failure leaves both files as they were.
+
+In a clone whose ``collab.yaml`` is the team's (``collab bootstrap`` wrote it: it has a ``gcp``
+section), ``set`` without ``--team`` changes only ``.collab/local.yaml``: a member trying another
+store must not silently rewrite the file every teammate pulls. The result says which file
+changed and why.
 """
 
 from __future__ import annotations
@@ -60,6 +65,23 @@ class SetResult:
     written: tuple[Path, ...]
     description: str
     detail: str = ""
+    note: str = ""
+
+
+TEAM_FILE_KEPT = ("collab.yaml is the team's (written by `collab bootstrap`): only your "
+                  f"{LOCAL_DIR}/{LOCAL_FILE} changed; pass --team to change the team's file "
+                  "(and commit it)")
+
+
+def is_team_file(team: TeamConfig) -> bool:
+    """Whether ``collab.yaml`` is the team's shared configuration (bootstrap wrote ``gcp``)."""
+    return team.gcp is not None
+
+
+def _effective_placement(team: TeamConfig, placement: Placement) -> tuple[Placement, str]:
+    if placement == "split" and is_team_file(team):
+        return "local", TEAM_FILE_KEPT
+    return placement, ""
 
 
 @dataclass(frozen=True)
@@ -126,6 +148,7 @@ def set_metadata(root: Path, values: dict[str, Any], *, password: str | None = N
 
     env = dict(os.environ) if env is None else env
     team, local = load_team_config(root), load_local_config(root)
+    placement, note = _effective_placement(team, placement)
     team_part = {k: v for k, v in values.items() if placement == "team" or k in TEAM_KEYS}
     local_part = {k: v for k, v in values.items() if k not in team_part}
     if placement == "local":
@@ -152,7 +175,7 @@ def set_metadata(root: Path, values: dict[str, Any], *, password: str | None = N
         written.append(_write_local(root, new_local))
     if new_team != team:
         written.append(write_team_config(root, new_team))
-    return SetResult(tuple(written), description, detail)
+    return SetResult(tuple(written), description, detail, note)
 
 
 def verify_metadata(cfg: MetadataConfig, root: Path, *, create_database: bool = True) -> str:
@@ -239,6 +262,7 @@ def set_artifacts(root: Path, uri: str, *, placement: Placement = "split",
     from zenml_collab.config import ArtifactsConfig
 
     detail = ""
+    check_artifact_uri(uri)
     if uri.startswith("gs://"):
         from zenml_collab.core.artifacts.gcs import GcsArtifactStore, parse_gcs_uri
 
@@ -247,10 +271,8 @@ def set_artifacts(root: Path, uri: str, *, placement: Placement = "split",
         if verify:
             GcsArtifactStore(bucket, prefix, root / LOCAL_DIR / "cache").check_access()
             detail = f"bucket gs://{bucket} is reachable"
-    elif "://" in uri or not uri.strip():
-        raise ConfigError(f"unsupported artifact store {uri!r}",
-                          "use gs://BUCKET/PREFIX or a local folder path")
     team, local = load_team_config(root), load_local_config(root)
+    placement, note = _effective_placement(team, placement)
     written = []
     if placement == "local":
         new_local = local.model_copy(update={"artifacts": ArtifactsConfig(uri=uri)})
@@ -262,7 +284,27 @@ def set_artifacts(root: Path, uri: str, *, placement: Placement = "split",
             written.append(write_team_config(root, new_team))
         if local.artifacts is not None:  # a stale private override would hide the team's URI
             written.append(_write_local(root, local.model_copy(update={"artifacts": None})))
-    return SetResult(tuple(written), uri, detail)
+    return SetResult(tuple(written), uri, detail, note)
+
+
+def check_artifact_uri(uri: str) -> None:
+    """Raise :class:`ConfigError` (naming ``artifacts.uri``) unless ``uri`` is usable.
+
+    >>> check_artifact_uri("s3://bucket/x")
+    Traceback (most recent call last):
+    zenml_collab.errors.ConfigError: artifacts.uri: unsupported artifact store 's3://bucket/x'
+    hint: use gs://BUCKET/PREFIX or a local folder path
+    """
+    if uri.startswith("gs://"):
+        from zenml_collab.core.artifacts.gcs import parse_gcs_uri
+
+        try:
+            parse_gcs_uri(uri)
+        except ConfigError as exc:
+            raise ConfigError(f"artifacts.uri: {exc.message}", exc.hint) from None
+    elif "://" in uri or not uri.strip():
+        raise ConfigError(f"artifacts.uri: unsupported artifact store {uri!r}",
+                          "use gs://BUCKET/PREFIX or a local folder path")
 
 
 # -- show ---------------------------------------------------------------------------------
@@ -331,6 +373,7 @@ def validate_config(root: Path) -> list[str]:
         try:
             settings = load_settings(root)
             _check_complete(settings.metadata)
+            check_artifact_uri(settings.artifacts.uri)
         except CollabError as exc:
             problems.append(exc.message)
     return problems

@@ -21,7 +21,8 @@ from zenml_collab.cli.render import console, err_console, table
 
 _PLACEMENT = [
     click.option("--team", "placement", flag_value="team",
-                 help="Write member values (host, port, username) to collab.yaml too."),
+                 help="Write member values (host, port, username) to collab.yaml too; needed to "
+                      "change a bootstrapped team's collab.yaml at all."),
     click.option("--local", "placement", flag_value="local",
                  help="Write everything to .collab/local.yaml (a private override)."),
 ]
@@ -77,11 +78,17 @@ def _read_password(password_stdin: bool, password_flag: str | None, prompt: bool
     return value
 
 
-def _report(result: Any) -> None:
+def _written(result: Any) -> None:
     for path in result.written:
         console.print(f"wrote {path}")
     if not result.written:
         console.print("nothing changed")
+    if result.note:
+        console.print(result.note)
+
+
+def _report(result: Any) -> None:
+    _written(result)
     console.print(f"metadata store: {result.description}")
     if result.detail:
         console.print(result.detail)
@@ -177,8 +184,7 @@ def artifacts_set(uri: str, verify: bool, placement: str | None) -> None:
     result = set_artifacts(find_config_root(), uri,
                            placement=placement or "split",  # type: ignore[arg-type]
                            verify=verify)
-    for path in result.written:
-        console.print(f"wrote {path}")
+    _written(result)
     console.print(f"artifact store: {result.description}")
     if result.detail:
         console.print(result.detail)
