@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from zenml_collab.infra.proxy import (
     start_proxy,
     stop_proxy,
 )
+from zenml_collab.infra.proxy_network import choose_network, host_network_is_loopback
 
 CONNECTION = "collab-test:europe-west1:collab"
 
@@ -111,22 +113,69 @@ def test_proxy_lifecycle_start_status_reuse_logs_stop(
 
 
 @pytest.mark.docker
-def test_proxy_container_publishes_only_on_loopback_and_mounts_credentials_read_only(
+def test_proxy_uses_host_networking_bound_to_loopback_and_mounts_credentials_read_only(
     docker_client: Any, proxy_image: str, repo_root: Path, credentials: Path
 ) -> None:
-    status = _start(docker_client, repo_root, credentials, proxy_image)
+    port = find_free_port()
+    status = _start(docker_client, repo_root, credentials, proxy_image, port=port)
+    assert status.network == "host"  # a rootful local Linux daemon: host networking is chosen
     attrs = docker_client.containers.get(status.container_id).attrs
 
-    bindings = attrs["HostConfig"]["PortBindings"]
-    assert {b["HostIp"] for entries in bindings.values() for b in entries} == {"127.0.0.1"}
+    assert attrs["HostConfig"]["NetworkMode"] == "host"
+    assert not attrs["HostConfig"].get("PortBindings")
+    args = attrs["Args"]
+    assert args[args.index("--address") + 1] == "127.0.0.1"
+    assert args[args.index("--port") + 1] == str(port)
+    assert args[args.index("--http-address") + 1] == "127.0.0.1"
+    assert args[args.index("--http-port") + 1] == str(status.health_port)
     assert attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
     (mount,) = [m for m in attrs["Mounts"] if m["Destination"] == CREDENTIALS_MOUNT]
     assert mount["Source"] == str(credentials.resolve()) and mount["RW"] is False
     env = dict(item.split("=", 1) for item in attrs["Config"]["Env"])
     assert env["GOOGLE_APPLICATION_CREDENTIALS"] == CREDENTIALS_MOUNT
     assert not any("TOKEN" in key for key in env)
-    args = attrs["Args"]
     assert args[0] == CONNECTION and "--auto-iam-authn" in args and "--health-check" in args
+
+
+@pytest.mark.docker
+def test_isolated_mode_runs_on_a_network_of_its_own_published_on_loopback_only(
+    docker_client: Any, proxy_image: str, repo_root: Path, credentials: Path
+) -> None:
+    port = find_free_port()
+    status = _start(docker_client, repo_root, credentials, proxy_image, port=port,
+                    network="isolated")
+    assert status.ready and status.network == "isolated" and status.port == port
+    attrs = docker_client.containers.get(status.container_id).attrs
+    bindings = attrs["HostConfig"]["PortBindings"]
+    assert {b["HostIp"] for entries in bindings.values() for b in entries} == {"127.0.0.1"}
+    name = container_name(repo_root)
+    assert set(attrs["NetworkSettings"]["Networks"]) == {name}
+    network = docker_client.networks.get(name)
+    assert [c.id for c in network.containers] == [status.container_id]
+    assert network.attrs["Options"]["com.docker.network.bridge.enable_icc"] == "false"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        assert conn.makefile().readline().strip() == f"collab-standin-proxy {CONNECTION}"
+
+    assert stop_proxy(docker_client, repo_root=repo_root, timeout=2)
+    assert not [n for n in docker_client.networks.list(names=[name]) if n.name == name]
+
+
+def test_network_mode_follows_the_platform_and_the_override(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = {"OSType": "linux", "OperatingSystem": "Debian GNU/Linux 12", "SecurityOptions": []}
+    local = "http+docker://localhost"
+    assert host_network_is_loopback(engine, local) is sys.platform.startswith("linux")
+    desktop = {**engine, "OperatingSystem": "Docker Desktop"}
+    rootless = {**engine, "SecurityOptions": ["name=seccomp", "name=rootless"]}
+    for info, url in ((desktop, local), (rootless, local), (engine, "https://10.0.0.5:2376")):
+        assert not host_network_is_loopback(info, url)
+
+    monkeypatch.setenv("COLLAB_PROXY_NETWORK", "isolated")
+    assert choose_network(object()) == "isolated"  # the daemon is not even asked
+    monkeypatch.setenv("COLLAB_PROXY_NETWORK", "bridge")
+    with pytest.raises(ConfigError, match="host, isolated"):
+        choose_network(object())
 
 
 @pytest.mark.docker

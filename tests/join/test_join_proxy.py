@@ -70,8 +70,12 @@ def test_proxy_join_starts_a_ready_container_the_store_works_through_and_reuses_
     attrs = docker_client.containers.get(first.proxy.container_id).attrs
     assert attrs["Name"] == f"/{container_name(repo)}"
     assert attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
-    bindings = attrs["HostConfig"]["PortBindings"]
-    assert {b["HostIp"] for entries in bindings.values() for b in entries} == {"127.0.0.1"}
+    # Host networking, the proxy bound to 127.0.0.1: no bridge address another container or
+    # the host's other interfaces could reach (tests/infra/test_proxy_exposure.py probes it).
+    assert attrs["HostConfig"]["NetworkMode"] == "host" and first.proxy.network == "host"
+    args = attrs["Args"]
+    assert (args[args.index("--address") + 1], args[args.index("--port") + 1]) == (
+        "127.0.0.1", str(port))
     (mount,) = [m for m in attrs["Mounts"] if m["Destination"] == CREDENTIALS_MOUNT]
     assert mount["Source"] == str(member.key_file.resolve()) and mount["RW"] is False
     assert not any("TOKEN" in item for item in attrs["Config"]["Env"])

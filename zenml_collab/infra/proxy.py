@@ -1,9 +1,13 @@
 """Run the Cloud SQL Auth Proxy v2 in a docker container, one per repository.
 
-The proxy listens on ``127.0.0.1:<port>`` of the member's machine (never on other interfaces)
-and opens authenticated, encrypted connections to the Cloud SQL instance. Credentials are a
-file mounted read-only, not a token in the environment: a token expires after an hour, the
-proxy refreshes tokens itself from the file.
+The proxy opens authenticated, encrypted connections to the Cloud SQL instance; with
+``--auto-iam-authn`` whoever reaches its port logs in as the member, so only the member's own
+loopback may reach it. Credentials are a file mounted read-only, not a token in the
+environment: a token expires after an hour, the proxy refreshes tokens itself from the file.
+
+The port is kept on the member's loopback by host networking where that is the member's own
+loopback, else by a network of its own: :mod:`zenml_collab.infra.proxy_network` says how, per
+platform.
 
 Every function takes the docker client as its first argument (``docker.from_env()`` in real
 use, the test daemon in tests)::
@@ -27,7 +31,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -38,12 +41,21 @@ from typing import Any
 
 from zenml_collab.config import DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_VERSION
 from zenml_collab.errors import CollabError, ConfigError, ConnectivityError, CredentialsError
+from zenml_collab.infra.proxy_network import (
+    LABEL,
+    NetworkMode,
+    choose_network,
+    ensure_network,
+    find_free_port,
+    other_free_port,
+    port_in_use,
+    remove_network,
+)
 
 PROXY_IMAGE_ENV = "COLLAB_PROXY_IMAGE"
-DB_PORT = 3306  # inside the container
-HEALTH_PORT = 9090  # inside the container
+DB_PORT = 3306  # inside the container (isolated mode)
+HEALTH_PORT = 9090  # inside the container (isolated mode)
 CREDENTIALS_MOUNT = "/config/credentials.json"
-LABEL = "dev.zenml-collab.proxy"
 _CONNECTION_NAME = re.compile(r"^[a-z0-9.:-]+:[a-z0-9-]+:[a-z0-9-]+$")
 
 
@@ -60,6 +72,7 @@ class ProxyStatus:
     connection_name: str | None = None
     container_id: str | None = None
     reused: bool = False
+    network: str | None = None  # "host" or "isolated" (None: a container of an older version)
 
     @property
     def running(self) -> bool:
@@ -75,25 +88,6 @@ def container_name(repo_root: Path) -> str:
 def resolve_proxy_image(configured: str | None = None) -> str:
     """The image to run: ``$COLLAB_PROXY_IMAGE``, else ``configured``, else the pinned default."""
     return os.environ.get(PROXY_IMAGE_ENV) or configured or f"{DEFAULT_PROXY_IMAGE}:{DEFAULT_PROXY_VERSION}"
-
-
-def find_free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """True when something (any process, any container) already holds ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # SO_REUSEADDR: a port left in TIME_WAIT by a closed connection is free to listen on.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def connect_docker(base_url: str | None = None) -> Any:
@@ -114,13 +108,20 @@ def connect_docker(base_url: str | None = None) -> Any:
 
 
 def proxy_command(
-    connection_name: str, *, auto_iam_authn: bool = True, extra_args: Sequence[str] = ()
+    connection_name: str,
+    *,
+    auto_iam_authn: bool = True,
+    extra_args: Sequence[str] = (),
+    address: str = "127.0.0.1",
+    port: int = DB_PORT,
+    http_address: str = "127.0.0.1",
+    http_port: int = HEALTH_PORT,
 ) -> list[str]:
-    """The proxy's arguments: listen on all container interfaces; docker publishes to loopback."""
-    args = [connection_name, "--address", "0.0.0.0", "--port", str(DB_PORT)]
+    """The proxy's arguments: database and health ports on ``address``/``http_address``."""
+    args = [connection_name, "--address", address, "--port", str(port)]
     if auto_iam_authn:
         args.append("--auto-iam-authn")
-    args += ["--health-check", "--http-address", "0.0.0.0", "--http-port", str(HEALTH_PORT)]
+    args += ["--health-check", "--http-address", http_address, "--http-port", str(http_port)]
     return args + list(extra_args)
 
 
@@ -133,7 +134,10 @@ def _find(client: Any, name: str) -> Any | None:
         return None
 
 
-def _host_port(container: Any, container_port: int) -> int | None:
+def _host_port(container: Any, container_port: int, label: str) -> int | None:
+    labelled = (container.labels or {}).get(f"{LABEL}.{label}")
+    if labelled and labelled.isdigit():
+        return int(labelled)
     bindings = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
     entries = bindings.get(f"{container_port}/tcp") or []
     return int(entries[0]["HostPort"]) if entries and entries[0].get("HostPort") else None
@@ -153,18 +157,19 @@ def _ready(health_port: int | None) -> bool:
 def _status_of(container: Any, name: str) -> ProxyStatus:
     container.reload()
     labels = container.labels or {}
-    health_port = _host_port(container, HEALTH_PORT)
+    health_port = _host_port(container, HEALTH_PORT, "health-port")
     state = str(container.status)
     tags = container.image.tags if container.image else []
     return ProxyStatus(
         name=name,
         state=state,
         ready=state == "running" and _ready(health_port),
-        port=_host_port(container, DB_PORT),
+        port=_host_port(container, DB_PORT, "port"),
         health_port=health_port,
         image=labels.get(f"{LABEL}.image") or (tags[0] if tags else None),
         connection_name=labels.get(f"{LABEL}.connection"),
         container_id=container.id,
+        network=labels.get(f"{LABEL}.network"),
     )
 
 
@@ -190,14 +195,17 @@ def stop_proxy(client: Any, *, repo_root: Path, timeout: int = 10) -> bool:
     """Stop and remove this repository's proxy; False when there was none."""
     from docker.errors import NotFound
 
-    container = _find(client, container_name(repo_root))
+    name = container_name(repo_root)
+    container = _find(client, name)
     if container is None:
+        remove_network(client, name)
         return False
     try:
         container.stop(timeout=timeout)
         container.remove(force=True)
     except NotFound:  # removed concurrently: the goal is reached
         pass
+    remove_network(client, name)
     return True
 
 
@@ -264,26 +272,39 @@ def start_proxy(
     extra_mounts: Mapping[str, str] | None = None,
     pull: bool = False,
     timeout: float = 60.0,
+    network: NetworkMode | None = None,
 ) -> ProxyStatus:
     """Start (or reuse) this repository's proxy and wait until its ``/readiness`` answers 200.
 
     A running, ready container with the same settings is returned as is (``reused=True``); one
     with other settings, or stopped, is replaced. ``extra_mounts`` maps host paths to container
-    paths, mounted read-only. Raises :class:`ConnectivityError` when ``port`` is taken (checked
+    paths, mounted read-only. ``network`` is ``"host"`` or ``"isolated"`` (default:
+    :func:`choose_network`). Raises :class:`ConnectivityError` when ``port`` is taken (checked
     before anything starts) or the proxy does not become ready, :class:`ConfigError` when the
     image is missing and ``pull`` is false.
     """
     credentials = _check_inputs(connection_name, credentials_file)
     name = container_name(repo_root)
     mounts = {str(Path(h).resolve()): c for h, c in (extra_mounts or {}).items()}
-    command = proxy_command(connection_name, auto_iam_authn=auto_iam_authn, extra_args=extra_args)
+    mode = network or choose_network(client)
+    existing = _find(client, name)
+    if existing is not None and existing.status == "running":
+        # Reuse keeps the health port it was started with (a fresh one is picked otherwise).
+        health_port = health_port or _host_port(existing, HEALTH_PORT, "health-port")
+    chosen_health = health_port or other_free_port(port)
+    if mode == "host":
+        command = proxy_command(connection_name, auto_iam_authn=auto_iam_authn,
+                                extra_args=extra_args, port=port, http_port=chosen_health)
+    else:
+        command = proxy_command(connection_name, auto_iam_authn=auto_iam_authn,
+                                extra_args=extra_args, address="0.0.0.0",
+                                http_address="0.0.0.0")
     settings = {
         "image": image, "command": command, "credentials": str(credentials), "port": port,
-        "health_port": health_port, "mounts": mounts,
+        "health_port": chosen_health, "mounts": mounts, "network": mode,
     }  # fmt: skip
     fingerprint = _fingerprint(settings)
 
-    existing = _find(client, name)
     if existing is not None:
         if existing.status == "running" and existing.labels.get(f"{LABEL}.config") == fingerprint:
             status = _wait_ready(existing, name, timeout, remove_on_failure=False)
@@ -293,13 +314,18 @@ def start_proxy(
 
     if port_in_use(port):
         raise _port_taken(port)
-    if health_port is not None and port_in_use(health_port):
-        raise _port_taken(health_port)
+    if port_in_use(chosen_health):
+        raise _port_taken(chosen_health)
     _ensure_image(client, image, pull)
-    chosen_health = health_port or _other_free_port(port)
 
     volumes = {str(credentials): {"bind": CREDENTIALS_MOUNT, "mode": "ro"}}
     volumes.update({host: {"bind": inside, "mode": "ro"} for host, inside in mounts.items()})
+    if mode == "host":
+        networking: dict[str, Any] = {"network_mode": "host"}
+    else:
+        networking = {"network": ensure_network(client, name), "ports": {
+            f"{DB_PORT}/tcp": ("127.0.0.1", port),
+            f"{HEALTH_PORT}/tcp": ("127.0.0.1", chosen_health)}}
     from docker.errors import APIError
 
     try:
@@ -314,17 +340,17 @@ def start_proxy(
                 f"{LABEL}.config": fingerprint,
                 f"{LABEL}.connection": connection_name,
                 f"{LABEL}.image": image,
+                f"{LABEL}.network": mode,
+                f"{LABEL}.port": str(port),
+                f"{LABEL}.health-port": str(chosen_health),
             },
             restart_policy={"Name": "unless-stopped"},
-            ports={
-                f"{DB_PORT}/tcp": ("127.0.0.1", port),
-                f"{HEALTH_PORT}/tcp": ("127.0.0.1", chosen_health),
-            },
             volumes=volumes,
             environment={"GOOGLE_APPLICATION_CREDENTIALS": CREDENTIALS_MOUNT},
             # The official image runs as a non-root user that could not read a 0600 key file
             # owned by the member: run as the member instead.
             user=f"{os.getuid()}:{os.getgid()}",
+            **networking,
         )
     except APIError as exc:
         leftover = _find(client, name)
@@ -337,13 +363,6 @@ def start_proxy(
             "check `docker info`, then retry",
         ) from exc
     return _wait_ready(container, name, timeout, remove_on_failure=True)
-
-
-def _other_free_port(avoid: int) -> int:
-    while True:
-        port = find_free_port()
-        if port != avoid:
-            return port
 
 
 def _wait_ready(container: Any, name: str, timeout: float, *, remove_on_failure: bool) -> ProxyStatus:

@@ -7,11 +7,15 @@ libraries when the host has it) and :data:`ENTRYPOINT`, a shell script that
   ``--auto-iam-authn``, ``--health-check``, ``--http-address``, ``--http-port``, ...) and rejects
   unknown flags, as the real one does;
 * fails like the real proxy when ``GOOGLE_APPLICATION_CREDENTIALS`` names an unreadable file;
+* listens on ``--address``:``--port`` only (socat ``bind=``), so the exposure tests see what
+  the real proxy would expose; busybox ``nc`` (which binds every address) is the fallback for
+  ``--address 0.0.0.0`` when the host has no socat;
 * forwards the database port to ``--standin-target`` (or ``$COLLAB_STANDIN_TARGET``):
-  ``unix:/path/to/mysqld.sock`` (socat) or ``host:port`` (busybox ``nc``); with no target it
-  answers every connection with one line ``collab-standin-proxy <connection name>``;
-* serves ``/readiness``, ``/liveness`` and ``/startup`` with busybox ``httpd`` once the
-  forwarder listens, only with ``--health-check`` (like the real proxy).
+  ``unix:/path/to/mysqld.sock`` or ``host:port``; with no target it answers every connection
+  with one line ``collab-standin-proxy <connection name>``;
+* serves ``/readiness``, ``/liveness`` and ``/startup`` with busybox ``httpd`` on
+  ``--http-address``:``--http-port`` once the forwarder listens, only with ``--health-check``
+  (like the real proxy).
 
 Usage::
 
@@ -73,13 +77,21 @@ export STANDIN_CONN="$conn"
 pids=""
 trap 'echo "SIGTERM signal received. Shutting down..."; kill $pids 2>/dev/null; exit 0' TERM INT
 case "$target" in
-  unix:*)
-    command -v socat >/dev/null || die "this stand-in image has no socat for unix targets"
-    socat "TCP-LISTEN:$port,bind=$addr,fork,reuseaddr" "UNIX-CONNECT:${target#unix:}" &;;
-  "") nc -ll -p "$port" -e /standin/banner &;;
-  *:*) nc -ll -p "$port" -e nc "${target%:*}" "${target##*:}" &;;
+  unix:*) to="UNIX-CONNECT:${target#unix:}";;
+  "") to="EXEC:/standin/banner";;
+  *:*) to="TCP:${target%:*}:${target##*:}";;
   *) die "bad --standin-target \"$target\"";;
 esac
+if command -v socat >/dev/null; then
+  # socat binds --address only, like the real proxy.
+  socat "TCP-LISTEN:$port,bind=$addr,fork,reuseaddr" "$to" &
+elif [ "$addr" = 0.0.0.0 ] && [ -z "$target" ]; then
+  nc -ll -p "$port" -e /standin/banner &  # busybox nc binds every address: only for 0.0.0.0
+elif [ "$addr" = 0.0.0.0 ] && [ "${to%%:*}" = TCP ]; then
+  nc -ll -p "$port" -e nc "${target%:*}" "${target##*:}" &
+else
+  die "this stand-in image has no socat: it cannot listen on $addr only (or forward to $target)"
+fi
 pids="$pids $!"
 sleep 0.2
 kill -0 $! 2>/dev/null || die "could not listen on $addr:$port"
