@@ -78,6 +78,10 @@ class ServiceDisabledError(CollabError):
         self.service = service
 
 
+class GooglePermissionError(PermissionDeniedError):
+    """Google (IAM), not a database, refused the call: a role is missing."""
+
+
 class NotFoundError(CollabError):
     """The resource does not exist (or the caller may not see it)."""
 
@@ -237,13 +241,13 @@ def _is_retry_error(exc: BaseException) -> bool:
 
 def _permission_error(where: str, info: GoogleErrorInfo, *, project: str | None,
                       member: str | None, bucket: str | None,
-                      permission: str | None) -> PermissionDeniedError:
+                      permission: str | None) -> GooglePermissionError:
     named = named_permission(info.message)
     if named is None and info.url:
         named = next((p for call, p in _CONNECTOR_CALLS if call in info.url), None)
     needed = named or permission
     if needed is None:
-        return PermissionDeniedError(
+        return GooglePermissionError(
             where, "ask a project admin for the role this needs (`collab doctor` lists them)")
     role = least_role(needed)
     who = member or "YOUR_ACCOUNT"
@@ -254,7 +258,7 @@ def _permission_error(where: str, info: GoogleErrorInfo, *, project: str | None,
     else:
         command = None
     hint = f"ask an admin for {role}, which grants {needed}"
-    return PermissionDeniedError(f"{where} (missing permission {needed})",
+    return GooglePermissionError(f"{where} (missing permission {needed})",
                                  f"{hint}: `{command}`" if command else hint)
 
 

@@ -136,8 +136,15 @@ def check_user(ctx: DoctorContext) -> CheckResult:
 
 def _user_from_login(ctx: DoctorContext, user: str, kind: str, login: str) -> CheckResult:
     # Members may not list users (cloudsql.users.list); a login as that user proves it exists.
+    from zenml_collab.google.errors import GooglePermissionError
+
     try:
         ctx.db_login()
+    except GooglePermissionError:
+        # Google refused the connection before any database login (a missing IAM role,
+        # which iam.project names): whether the user exists cannot be told from here.
+        raise NotApplicable("Google refused the connection before the database login "
+                            "(see iam.project and db.query)") from None
     except CollabError as exc:
         if exc.exit_code == 3:
             return failed(f"the database refused {login}: {exc.message}",
