@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 TAG = "collab-test/python-base"
-LAYOUT_VERSION = "2"  # bump when the rootfs layout changes
+LAYOUT_VERSION = "3"  # bump when the rootfs layout changes
 KEEP_DISCOVERY = ("sqladmin.", "storage.v1", "aiplatform.v1.", "cloudresourcemanager.v3",
                   "iam.v1.", "serviceusage.v1.", "artifactregistry.v1.")
 # Compiled bytecode is kept (tar keeps the sources' mtimes, so it stays valid): every container
@@ -55,21 +55,24 @@ def requirement_closure(root: str = "zenml-collab") -> dict[str, md.Distribution
     from packaging.requirements import Requirement
 
     seen: dict[str, md.Distribution] = {}
-    todo = [root, "pip", "setuptools", "wheel"]
+    done: set[tuple[str, str]] = set()  # (distribution, extra) pairs already expanded
+    todo: list[tuple[str, str]] = [(root, ""), ("pip", ""), ("setuptools", ""), ("wheel", "")]
     while todo:
-        name = todo.pop()
+        name, extra = todo.pop()
         key = _key(name)
-        if key in seen:
+        if (key, extra) in done:
             continue
+        done.add((key, extra))
         try:
-            dist = md.distribution(name)
+            dist = seen.get(key) or md.distribution(name)
         except md.PackageNotFoundError:
             continue
         seen[key] = dist
         for line in dist.requires or []:
             req = Requirement(line)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
+            if req.marker is None or req.marker.evaluate({"extra": extra}):
+                todo.append((req.name, ""))
+                todo.extend((req.name, e) for e in req.extras)
     seen.pop(_key(root), None)
     return seen
 

@@ -1,0 +1,73 @@
+"""Steps on the docker backend: real containers on the test dockerd, shared stores, local cache."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import STEPS_MODULE, containers_created
+
+from zenml_collab import Pipeline, Repository
+from zenml_collab.errors import StepFailedError
+
+pytestmark = [pytest.mark.docker, pytest.mark.mysql, pytest.mark.gcs, pytest.mark.slow]
+
+
+def steps() -> Any:
+    import importlib
+
+    return importlib.import_module(STEPS_MODULE)
+
+
+def test_docker_steps_record_like_in_process_and_a_rerun_starts_no_container(
+        mysql_gcs_repo: Path, docker_client: Any) -> None:
+    s = steps()
+    p = Pipeline("on docker")
+    p.add(s.numbers, params={"n": 10}, backend="local")
+    p.add(s.total, inputs={"xs": "numbers"})
+    t0 = time.time()
+    run = Pipeline.run(p, Repository(mysql_gcs_repo))
+    assert run.statuses == {"numbers": "executed", "total": "executed"}
+    assert run.load("total") == 45
+    assert containers_created(docker_client, t0) == 1  # only the docker step travelled
+    recorded = Repository(mysql_gcs_repo).get_run(run.id)
+    assert recorded.statuses == run.statuses
+    assert "on docker" in recorded["total"].reason and "image sha256:" in recorded["total"].reason
+
+    t1 = time.time()
+    again = Repository(mysql_gcs_repo).pipeline_from_config("on docker").run(
+        Repository(mysql_gcs_repo))
+    assert set(again.statuses.values()) == {"cached"}
+    assert containers_created(docker_client, t1) == 0
+
+
+def test_two_independent_docker_steps_overlap_in_time(mysql_gcs_repo: Path,
+                                                     docker_client: Any) -> None:
+    s = steps()
+    p = Pipeline("branches")
+    p.add(s.numbers, backend="local")
+    p.add(s.slow_a, inputs={"xs": "numbers"}, params={"seconds": 3.0})
+    p.add(s.slow_b, inputs={"xs": "numbers"}, params={"seconds": 3.0})
+    t0 = time.time()
+    run = p.run(Repository(mysql_gcs_repo))
+    a, b = run.load("slow_a"), run.load("slow_b")
+    assert containers_created(docker_client, t0) == 2
+    assert a["start"] < b["end"] and b["start"] < a["end"]  # their bodies overlapped
+
+
+def test_a_step_failing_in_its_container_fails_with_the_containers_message(
+        mysql_gcs_repo: Path) -> None:
+    s = steps()
+    p = Pipeline("fails")
+    p.add(s.numbers, backend="local")
+    p.add(s.boom, inputs={"xs": "numbers"})
+    repo = Repository(mysql_gcs_repo)
+    with pytest.raises(StepFailedError) as info:
+        p.run(repo)
+    assert "boom from inside the container" in info.value.message
+    assert "docker container" in info.value.message
+    run = repo.get_pipeline_runs("fails")[0]
+    assert run.status == "failed"
+    assert run.statuses["boom"] == "failed"

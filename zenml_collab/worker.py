@@ -1,0 +1,69 @@
+"""The worker entry point inside a container: ``python -m zenml_collab.worker --task TASK``.
+
+It fetches the run's code (the source archive the task names) from the artifact store, loads
+the step's inputs, runs the step, stores its outputs and records the step exactly like the
+in-process runner (:func:`zenml_collab.core.backends.execute.execute_task`).
+
+Where the stores are comes from ``COLLAB_WORKER_STORES`` (JSON: ``metadata``, the metadata
+settings, and ``artifacts``, the artifact store URI); credentials from the environment
+(Application Default Credentials: the job's service account on Vertex AI, a mounted key file
+on docker). The last line on stderr is the error a member sees when the step fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+STORES_ENV = "COLLAB_WORKER_STORES"
+EXIT_STEP_FAILED = 1
+EXIT_WORKER_ERROR = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zenml_collab.worker")
+    parser.add_argument("--task", required=True, help="the launcher's task (base64 JSON)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    from zenml_collab.config import MetadataConfig
+    from zenml_collab.core.backends.execute import execute_task
+    from zenml_collab.core.backends.source import SourceArchive, unpack_source
+    from zenml_collab.core.backends.task import StepTask, WorkerError
+    from zenml_collab.core.stores import open_artifact_store, open_metadata_store
+    from zenml_collab.errors import CollabError
+
+    try:
+        task = StepTask.from_arg(args.task)
+        raw = os.environ.get(STORES_ENV)
+        if not raw:
+            raise WorkerError(f"{STORES_ENV} is not set", "the launcher sets it; see README")
+        stores = json.loads(raw)
+        workdir = Path(tempfile.mkdtemp(prefix="collab-worker-"))
+        src = workdir / "src"
+        metadata = open_metadata_store(MetadataConfig.model_validate(stores["metadata"]), workdir)
+        metadata.check_schema()
+        artifacts = open_artifact_store(stores["artifacts"], workdir)
+        if task.source:
+            unpack_source(SourceArchive.from_json(task.source), artifacts, src)
+        (src / ".collab").mkdir(parents=True, exist_ok=True)  # the repository root marker
+        os.chdir(src)
+        sys.path.insert(0, str(src))
+        refs = execute_task(task, metadata, artifacts)
+    except CollabError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        sys.stderr.flush()
+        return EXIT_STEP_FAILED if type(exc).__name__ == "StepFailedError" else EXIT_WORKER_ERROR
+    print(json.dumps({"outputs": {k: v.to_json() for k, v in refs.items()}}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
