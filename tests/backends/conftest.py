@@ -103,9 +103,9 @@ def team_repo(root: Path, *, metadata: dict[str, Any], password: str | None, art
 def mysql_gcs_repo(tmp_path: Path, mysql_url: Any, gcs_bucket: str, step_image: str,
                    monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A repo on MariaDB + fake-gcs-server whose default backend is docker."""
-    from zenml_collab.core.metadata.store import MetadataStore
-
     import sqlalchemy
+
+    from zenml_collab.core.metadata.store import MetadataStore
 
     engine = sqlalchemy.create_engine(mysql_url)
     MetadataStore(engine).upgrade("head")
