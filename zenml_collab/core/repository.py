@@ -131,9 +131,15 @@ class Repository:
                 name=pipeline.name, kind=config.kind, identity=config.identity(),
                 config_json=config.model_dump_json(), created_by=git.user, git_sha=git.sha)
             self._write_config(config)
-            run = run_pipeline(pipeline, pipeline_id=pipeline_id, metadata=self.metadata,
-                               artifacts=self.artifacts, context=context, on_step=on_step,
-                               resume_hint=f"collab run {path}")
+            from zenml_collab.core.backends.wiring import launch, needs_launcher
+
+            if needs_launcher(pipeline, self.settings):  # a step runs on docker or vertex
+                run = launch(self, pipeline, pipeline_id=pipeline_id, context=context,
+                             on_step=on_step, resume_hint=f"collab run {path}")
+            else:
+                run = run_pipeline(pipeline, pipeline_id=pipeline_id, metadata=self.metadata,
+                                   artifacts=self.artifacts, context=context, on_step=on_step,
+                                   resume_hint=f"collab run {path}")
         pipeline.freeze("it has run; pipelines are immutable once run")
         return run
 
