@@ -72,6 +72,9 @@ class MetadataConfig(_Model):
     instance: str | None = None  # cloudsql connection name
     auth: Literal["iam", "password"] = "iam"
     connector: Literal["proxy", "python"] | None = None
+    # The team store's identity (written by bootstrap/join/config): a database with another
+    # id, or an empty one, is refused instead of being initialised (the port-3306 trap).
+    store_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
     @field_validator("instance")
     @classmethod

@@ -125,7 +125,7 @@ def test_a_process_killed_mid_step_leaves_no_artifact_and_no_successful_run(tmp_
     assert result.returncode == 9
     repo = Repository()
     runs = repo.get_pipeline_runs("killed")
-    assert [r.status for r in runs] == ["running"]
+    assert [r.status for r in runs] == ["abandoned"]  # its process is gone
     assert repo.metadata.latest_run("killed") is None
     assert not list(Path(repo.artifacts.uri).glob("??/*"))
 

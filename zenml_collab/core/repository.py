@@ -83,7 +83,7 @@ class Repository:
 
             store = open_metadata_store(self.settings.metadata, self.root,
                                         credentials_file=self.settings.local.credentials_file)
-            store.check_schema()
+            store.check_schema(expected_store_id=self.settings.metadata.store_id)
             self._metadata = store
         return self._metadata
 
@@ -125,6 +125,8 @@ class Repository:
         context = RunContext(git=git, hostname=socket.gethostname(),
                              environment=capture_environment())
         path = config_path(self.root, pipeline.name).relative_to(self.root)
+        self.metadata.check_limits(pipeline.name, [(n.name, n.impl.import_path, n.params)
+                                                   for n in pipeline.steps])
         with self.metadata.run_session():
             self._check_config_slot(pipeline.name)
             pipeline_id, _ = self.metadata.register_pipeline(

@@ -8,17 +8,21 @@ from datetime import datetime
 from typing import Any
 
 from zenml_collab.core.artifacts.base import ArtifactRef
+from zenml_collab.core.metadata.records import RunStatus, StepStatus
 from zenml_collab.errors import PipelineError
 
-EXECUTED = "executed"
-CACHED = "cached"
-FAILED = "failed"
+__all__ = ["CACHED", "EXECUTED", "FAILED", "Run", "RunStatus", "StepResult", "StepStatus"]
+
+# The step statuses under their historical names (StrEnum members: equal to the strings).
+EXECUTED = StepStatus.EXECUTED
+CACHED = StepStatus.CACHED
+FAILED = StepStatus.FAILED
 
 
 @dataclass(frozen=True)
 class StepResult:
     name: str
-    status: str  # executed | cached | failed
+    status: str  # a StepStatus
     reason: str
     cache_key: str
     code_hash: str
@@ -30,7 +34,7 @@ class StepResult:
 class Run:
     id: str
     pipeline_name: str
-    status: str  # running | completed | failed
+    status: str  # a RunStatus: running | completed | failed | abandoned
     steps: tuple[StepResult, ...]
     started_at: datetime | None = None
     git_sha: str | None = None
@@ -64,7 +68,7 @@ class Run:
         return self._reader(result.outputs[name], allow_pickle)
 
     def summary(self) -> str:
-        counts = {EXECUTED: 0, CACHED: 0, FAILED: 0}
+        counts: dict[str, int] = {EXECUTED: 0, CACHED: 0, FAILED: 0}
         for s in self.steps:
             counts[s.status] = counts.get(s.status, 0) + 1
         return (f"run {self.id[:8]} of {self.pipeline_name!r}: {self.status}; "

@@ -28,7 +28,7 @@ from zenml_collab.core.git import GitInfo
 from zenml_collab.core.metadata.records import StepRunRecord, utcnow
 from zenml_collab.core.metadata.store import MetadataStore
 from zenml_collab.core.pipeline import Pipeline, StepNode
-from zenml_collab.core.run import CACHED, EXECUTED, FAILED, Run, StepResult
+from zenml_collab.core.run import CACHED, EXECUTED, FAILED, Run, RunStatus, StepResult
 from zenml_collab.errors import CollabError, PipelineError, StepFailedError
 
 log = logging.getLogger("zenml_collab.runner")
@@ -74,8 +74,9 @@ def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStor
             # The store is gone too: the original error is the one the member must see.
             log.warning("could not mark run %s failed: %s", run_id[:8], unrecorded.message)
         raise
-    metadata.finish_run(run_id, "completed")
-    return Run(id=run_id, pipeline_name=pipeline.name, status="completed", steps=tuple(results),
+    metadata.finish_run(run_id, RunStatus.COMPLETED)
+    return Run(id=run_id, pipeline_name=pipeline.name, status=RunStatus.COMPLETED,
+               steps=tuple(results),
                started_at=None, git_sha=context.git.sha, git_dirty=context.git.dirty,
                user=context.git.user, _reader=functools.partial(_read, artifacts))
 
@@ -139,10 +140,10 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
         for name in impl.output_names:
             refs[name] = save_artifact(artifacts, named.pop(name), allow_pickle=impl.allow_pickle)
     except CollabError as exc:
-        record(FAILED, f"failed: {exc.message}", None)
+        _record_failure(record, f"failed: {exc.message}", node.name)
         raise
     except Exception as exc:
-        record(FAILED, f"failed: {type(exc).__name__}: {exc}", None)
+        _record_failure(record, f"failed: {type(exc).__name__}: {exc}", node.name)
         raise StepFailedError(
             f"step {node.name!r} of pipeline {pipeline_name!r} failed: {type(exc).__name__}: {exc}",
             "fix the step and run the pipeline again; the steps that succeeded will be cached"
@@ -166,3 +167,12 @@ def _split_outputs(node: StepNode, returned: Any) -> dict[str, Any]:
         f"{type(returned).__name__}",
         "return a tuple in that order or a dict with exactly those keys",
     )
+
+
+def _record_failure(record: Callable[..., StepResult], reason: str, step: str) -> None:
+    # The store may be failing too (an outage): the step's own error, with its file:line, is
+    # the one the member must see; the store's is logged.
+    try:
+        record(FAILED, reason, None)
+    except CollabError as unrecorded:
+        log.warning("could not record the failure of step %s: %s", step, unrecorded.message)

@@ -7,6 +7,7 @@ restart) or lost a lock conflict.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,10 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from zenml_collab.errors import ConnectivityError, MetadataStoreError
+from zenml_collab.dberrors import DbFault, classify, db_error
+from zenml_collab.errors import CollabError
+
+log = logging.getLogger("zenml_collab.metadata")
 
 T = TypeVar("T")
 
@@ -23,10 +27,19 @@ T = TypeVar("T")
 class StoreConnection:
     """One SQLAlchemy engine, with the store's connection and retry policy."""
 
+    #: How long a restarting server is waited for (about a Cloud SQL maintenance failover's
+    #: reconnect); then the command fails with a connectivity error.
+    retry_window_s: float = 12.0
+    #: Lock conflicts are retried this many times (SQLite already waited for its lock).
+    max_conflicts: int = 5
+
     def __init__(self, engine: sa.Engine, *, description: str = "") -> None:
         self.engine = engine
         self.description = description or engine.url.render_as_string(hide_password=True)
         self._local = threading.local()
+        if engine.dialect.name in ("mysql", "mariadb") and not sa.event.contains(
+                engine, "connect", _strict_session):
+            sa.event.listen(engine, "connect", _strict_session)
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextmanager
@@ -51,84 +64,93 @@ class StoreConnection:
             held.close()
 
     def _open_held(self) -> sa.Connection:
-        try:
-            return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        except sa.exc.OperationalError as exc:
-            raise self._connectivity_error(exc) from None
+        # The first connection of a command gets the same patience as the hot path: a
+        # database restart of a few seconds must be invisible.
+        return self._retry(lambda: self.engine.connect().execution_options(
+            isolation_level="AUTOCOMMIT"), what="connect")
 
     @contextmanager
     def _connect(self) -> Iterator[sa.Connection]:
+        """One connection (the run's held one in a run session), opened with retries."""
         held = getattr(self._local, "held", None)
         if held is not None:
             yield held
             return
+        conn = self._retry(self.engine.connect, what="connect")
         try:
-            with self.engine.connect() as conn:
+            with conn:
                 yield conn
-        except sa.exc.OperationalError as exc:
-            raise self._connectivity_error(exc) from None
+        except sa.exc.DBAPIError as exc:
+            raise self._db_error(exc) from None
 
-    def _connectivity_error(self, exc: sa.exc.DBAPIError) -> ConnectivityError:
-        return ConnectivityError(
-            f"cannot reach the metadata store {self.description}: {exc.orig}",
-            "check that the database (or the Cloud SQL proxy: `collab proxy status`) is running; "
-            "`collab doctor` diagnoses the rest",
-        )
+    def _db_error(self, exc: BaseException) -> CollabError:
+        return db_error(exc, f"the metadata store {self.description}")
 
-    def _tx(self, work: Callable[[sa.Connection], T], *, attempts: int = 5) -> T:
+    def _read(self, work: Callable[[sa.Connection], T]) -> T:
+        """Run a read-only ``work``; retried like a transaction (reads are idempotent)."""
+        return self._tx(work)
+
+    def _tx(self, work: Callable[[sa.Connection], T]) -> T:
         """Run ``work`` in one transaction; retry it if the connection dropped.
 
         A deadlock or lock-wait timeout between members writing at once is retried too: the
         server rolled the transaction back, so running it again is safe. In a run session
         (autocommit) each hot-path statement is idempotent or the last one, so re-running the
         work after a lost connection is safe as well. A server that is restarting (a proxy or
-        Cloud SQL maintenance) gets the whole backoff, about 10 s, before we give up.
+        Cloud SQL maintenance) gets :attr:`retry_window_s` before we give up with a
+        connectivity error (exit 4). Every driver error leaves as a classified
+        :class:`~zenml_collab.dberrors.DbError`.
         """
+
+        def attempt() -> T:
+            if getattr(self._local, "reopen", False):
+                self._local.held = self.engine.connect().execution_options(
+                    isolation_level="AUTOCOMMIT")
+                self._local.reopen = False
+            held = getattr(self._local, "held", None)
+            if held is not None:
+                return work(held)
+            with self.engine.begin() as conn:
+                return work(conn)
+
+        return self._retry(attempt, what="transaction")
+
+    def _retry(self, attempt: Callable[[], T], *, what: str) -> T:
         delay = 0.2
-        for attempt in range(1, attempts + 1):
+        deadline = time.monotonic() + self.retry_window_s
+        conflicts = 0
+        while True:
             try:
-                if getattr(self._local, "reopen", False):
-                    self._local.held = self.engine.connect().execution_options(
-                        isolation_level="AUTOCOMMIT")
-                    self._local.reopen = False
-                held = getattr(self._local, "held", None)
-                if held is not None:
-                    return work(held)
-                with self.engine.begin() as conn:
-                    return work(conn)
+                return attempt()
             except sa.exc.DBAPIError as exc:
-                conflict = _is_lock_conflict(exc)
-                transient = exc.connection_invalidated or _is_disconnect(exc) or conflict
-                if not transient:
-                    raise
-                held = getattr(self._local, "held", None)
-                if held is not None and not conflict:
-                    # Drop the dead connection; the next attempt opens a fresh one.
-                    held.invalidate()
-                    self._local.reopen = True
-                if attempt == attempts:
-                    if conflict:
-                        raise MetadataStoreError(
-                            f"the metadata store {self.description} kept reporting lock "
-                            f"conflicts: {exc.orig}", "run the pipeline again") from None
-                    raise self._connectivity_error(exc) from None
+                fault = classify(exc)
+                if not fault.transient:
+                    raise self._db_error(exc) from None
+                if fault is DbFault.LOCK_CONFLICT:
+                    conflicts += 1
+                else:
+                    held = getattr(self._local, "held", None)
+                    if held is not None:
+                        # Drop the dead connection; the next attempt opens a fresh one.
+                        held.invalidate()
+                        self._local.reopen = True
+                out_of_time = time.monotonic() + delay > deadline
+                if conflicts >= self.max_conflicts or out_of_time:
+                    log.debug("metadata %s gave up after %s", what, fault.value)
+                    raise self._db_error(exc) from None
                 time.sleep(delay)
-                delay = min(delay * 2, 3.0)
-        raise AssertionError("unreachable")
+                delay = min(delay * 2, 2.0)
 
 
-def _error_code(exc: sa.exc.DBAPIError) -> Any:
-    args = getattr(exc.orig, "args", None)
-    return args[0] if args else None
+# No silent truncation or coercion on any server default (Cloud SQL's MySQL 8 is strict,
+# a self-hosted MariaDB may not be): a value too long is an error, never a cut row.
+SQL_MODE = ("STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
+            "NO_ENGINE_SUBSTITUTION")
 
 
-def _is_disconnect(exc: sa.exc.DBAPIError) -> bool:
-    # pymysql: 2003 can't connect, 2006 server gone away, 2013 lost connection during query;
-    # server: 1053 shutdown in progress, 1927 connection killed (MariaDB), 4031 idle timeout.
-    return isinstance(exc, sa.exc.OperationalError) and _error_code(exc) in (
-        2003, 2006, 2013, 1053, 1927, 4031)
-
-
-def _is_lock_conflict(exc: sa.exc.DBAPIError) -> bool:
-    # MySQL 1213 deadlock, 1205 lock wait timeout (the transaction was rolled back).
-    return _error_code(exc) in (1205, 1213)
+def _strict_session(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"SET SESSION sql_mode = '{SQL_MODE}'")
+    finally:
+        cursor.close()

@@ -54,6 +54,8 @@ runs = sa.Table(
     sa.Column("hostname", sa.String(200)),
     sa.Column("environment_hash", sa.String(64), sa.ForeignKey("environments.hash")),
     sa.Column("error", sa.Text),
+    sa.Column("pid", sa.Integer),
+    sa.Column("heartbeat_at", Timestamp),
     sa.Index("ix_runs_pipeline_started", "pipeline_id", "started_at"),
     sa.Index("ix_runs_name_status_started", "pipeline_name", "status", "started_at"),
 )
@@ -100,5 +102,14 @@ artifacts = sa.Table(
     sa.Column("materializer", sa.String(64), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("files_json", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# One row (id 1): the store's identity, recorded in collab.yaml as metadata.store_id.
+store_identity = sa.Table(
+    "store_identity",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("store_id", sa.String(32), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
 )

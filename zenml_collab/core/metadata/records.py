@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +11,23 @@ from typing import Any
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+class RunStatus(enum.StrEnum):
+    """A run's status. ``abandoned``: its process is gone (killed, crashed, lost its lease)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+
+
+class StepStatus(enum.StrEnum):
+    """How a step of a run was satisfied."""
+
+    EXECUTED = "executed"
+    CACHED = "cached"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,8 @@ class RunRecord:
     hostname: str | None
     environment_hash: str | None
     error: str | None
+    pid: int | None = None
+    heartbeat_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -56,10 +76,12 @@ class StepRunRecord:
     duration_ms: float
 
 
-def _run_record(row: Any) -> RunRecord:
-    return RunRecord(row.id, row.pipeline_name, row.status, row.started_at, row.finished_at,
-                     row.git_sha, None if row.git_dirty is None else bool(row.git_dirty),
-                     row.user, row.hostname, row.environment_hash, row.error)
+def _run_record(row: Any, status: str | None = None) -> RunRecord:
+    return RunRecord(row.id, row.pipeline_name, status or row.status, row.started_at,
+                     row.finished_at, row.git_sha,
+                     None if row.git_dirty is None else bool(row.git_dirty),
+                     row.user, row.hostname, row.environment_hash, row.error, row.pid,
+                     row.heartbeat_at)
 
 
 def _step_record(row: Any) -> StepRunRecord:
