@@ -30,25 +30,28 @@ MAX_CATEGORIES = 50
 """A text column with at most this many distinct values is ``categorical`` (and gets a value
 domain); above it, it is ``string`` (free text, no domain), as TFDV does for large vocabularies."""
 
-_BOOL_TEXT = {"true": True, "false": False}
+_NUMBER_KINDS = frozenset({"integer", "floating", "mixed-integer-float"})
+"""What pandas' ``infer_dtype`` calls a column of numbers only (booleans are ``boolean``, numbers
+mixed with booleans or text are ``mixed``/``mixed-integer``)."""
+
+_FLAG_TEXT = ("True", "False")
 
 
-def _is_number(value: Any) -> bool:
+def _is_integral(numbers: np.ndarray) -> bool:
     import numpy as np
 
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
-
-
-def _is_bool(value: Any) -> bool:
-    import numpy as np
-
-    return isinstance(value, bool | np.bool_)
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(numbers == np.round(numbers)))
 
 
 def infer_type(series: pd.Series) -> FeatureType:
-    """Return the feature type of a column, looking at values when the dtype is ``object``."""
+    """Return the feature type of a column, looking at values when the dtype is ``object``.
+
+    The dtype decides when it can; an ``object`` column is classified by pandas' C-level
+    ``infer_dtype`` over its values (no per-value Python): all booleans is ``bool``, all numbers
+    (not booleans) is ``int`` when every one is integral, else ``float``; anything else is text,
+    ``categorical`` up to ``MAX_CATEGORIES`` distinct values, else ``string``.
+    """
     import pandas as pd
     from pandas.api import types
 
@@ -64,12 +67,16 @@ def infer_type(series: pd.Series) -> FeatureType:
     values = series.dropna()
     if isinstance(dtype, pd.CategoricalDtype):
         values = values.astype(object)
-    if len(values) and all(_is_bool(v) for v in values):
+    kind = types.infer_dtype(values, skipna=True) if len(values) else "empty"
+    if kind == "boolean":
         return "bool"
-    if len(values) and all(_is_number(v) for v in values):
-        floats = values.astype(float)
-        return "int" if bool((floats == floats.round()).all()) else "float"
-    return "categorical" if values.astype(str).nunique() <= MAX_CATEGORIES else "string"
+    if kind in _NUMBER_KINDS:
+        return "int" if _is_integral(values.to_numpy(dtype=float)) else "float"
+    if kind == "string":
+        distinct = len(pd.unique(values.to_numpy()))
+    else:
+        distinct = len(pd.unique(values.astype(str).to_numpy()))
+    return "categorical" if distinct <= MAX_CATEGORIES else "string"
 
 
 @dataclass(frozen=True)
@@ -91,36 +98,96 @@ def _examples(values: pd.Series, limit: int = 3) -> tuple[str, ...]:
     return tuple(repr(v) for v in values.drop_duplicates().head(limit).tolist())
 
 
+def _text_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``str()`` of every value (a numpy unicode array) and which values are ``str`` already.
+
+    Both are C loops: ``astype(str)`` calls ``str`` on each object, and comparing the objects
+    with their text form is true exactly for strings (``1 != "1"``, ``True != "True"``).
+    """
+    import numpy as np
+
+    text = values.astype(str)
+    is_text = np.equal(values, text.astype(object)).astype(bool)
+    return text, is_text
+
+
+def _numbers(present: pd.Series) -> np.ndarray:
+    """The present values as floats, NaN where a value is not a number (booleans included)."""
+    import numpy as np
+    import pandas as pd
+    from pandas.api import types
+
+    dtype = present.dtype
+    if types.is_bool_dtype(dtype):
+        return np.full(len(present), np.nan)
+    if types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
+        return present.to_numpy(dtype=float, na_value=np.nan)
+    values = present.to_numpy(dtype=object)
+    kind = types.infer_dtype(values, skipna=True) if len(values) else "empty"
+    if kind == "boolean":
+        return np.full(len(values), np.nan)
+    numbers = pd.to_numeric(pd.Series(values, copy=False), errors="coerce").to_numpy(dtype=float)
+    if kind not in _NUMBER_KINDS and kind not in ("string", "empty"):
+        # Mixed objects: to_numeric reads True as 1, but a flag is not a number.
+        text, is_text = _text_of(values)
+        numbers = np.where(~is_text & np.isin(text, _FLAG_TEXT), np.nan, numbers)
+    return numbers
+
+
+def _flags(present: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(readable, value) of every present value read as a boolean: booleans, 0/1 numbers and the
+    text true/false in any case and with surrounding blanks."""
+    import numpy as np
+    import pandas as pd
+    from pandas.api import types
+
+    dtype = present.dtype
+    if types.is_bool_dtype(dtype):
+        flags = present.to_numpy(dtype=bool)
+        return np.ones(len(flags), dtype=bool), flags
+    if types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
+        numbers = present.to_numpy(dtype=float)
+        return (numbers == 0) | (numbers == 1), numbers == 1
+    values = present.to_numpy(dtype=object)
+    text, is_text = _text_of(values)
+    lowered = np.char.lower(np.char.strip(text))
+    is_true_text = is_text & (lowered == "true")
+    readable = is_text & (is_true_text | (lowered == "false"))
+    is_flag = ~is_text & np.isin(text, _FLAG_TEXT)
+    numbers = pd.to_numeric(pd.Series(values, copy=False), errors="coerce").to_numpy(dtype=float)
+    is_bit = ~is_text & ~is_flag & ((numbers == 0) | (numbers == 1))
+    readable |= is_flag | is_bit
+    truth = is_true_text | (is_flag & (text == "True")) | (is_bit & (numbers == 1))
+    return readable, truth
+
+
 def read_column(series: pd.Series, feature_type: str) -> ReadColumn:
     """Read ``series`` as ``feature_type``, separating missing and unreadable values.
 
     Numeric types accept numbers and numeric text ("12.5"); ``int`` additionally rejects values
     with a fractional part but accepts integral floats, since pandas turns an int column with a
     missing value into float64. Non-finite numbers (inf) count as invalid. ``bool`` accepts
-    booleans, 0/1 and the text true/false (any case).
+    booleans, 0/1 and the text true/false (any case). Whole-column operations only: numeric
+    columns are never copied to ``object``.
     """
     import numpy as np
     import pandas as pd
 
-    present = series[series.notna()]
+    notna = series.notna().to_numpy()
+    present = series[notna] if not notna.all() else series
     missing = int(len(series) - len(present))
     if feature_type in NUMERIC_TYPES:
-        if pd.api.types.is_bool_dtype(present.dtype):
-            numbers = pd.Series(np.nan, index=present.index)
-        else:
-            as_object = present.astype(object)
-            is_flag = as_object.map(_is_bool).astype(bool)
-            numbers = pd.to_numeric(as_object.where(~is_flag), errors="coerce").astype(float)
-        ok = np.isfinite(numbers.to_numpy(dtype=float))
-        if feature_type == "int":
-            ok &= np.equal(np.round(numbers.to_numpy(dtype=float)), numbers.to_numpy(dtype=float))
-        return ReadColumn(
-            numbers[ok].to_numpy(dtype=float), missing, int((~ok).sum()), _examples(present[~ok])
-        )
+        numbers = _numbers(present)
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(numbers)
+            if feature_type == "int":
+                ok &= np.equal(np.round(numbers), numbers)
+        if ok.all():
+            return ReadColumn(numbers, missing, 0, ())
+        return ReadColumn(numbers[ok], missing, int((~ok).sum()), _examples(present[~ok]))
     if feature_type == "bool":
-        flags = present.astype(object).map(_read_bool)
-        ok = flags.notna().to_numpy()
-        values = flags[ok].map(str).to_numpy(dtype=object)
+        ok, truth = _flags(present)
+        values = np.where(truth[ok], "True", "False").astype(object)
         return ReadColumn(values, missing, int((~ok).sum()), _examples(present[~ok]))
     if feature_type == "datetime":
         times = pd.to_datetime(present, errors="coerce")
@@ -128,16 +195,6 @@ def read_column(series: pd.Series, feature_type: str) -> ReadColumn:
         return ReadColumn(times[ok].to_numpy(), missing, int((~ok).sum()), _examples(present[~ok]))
     # categorical / string: every value has a text form.
     return ReadColumn(present.astype(str).to_numpy(dtype=object), missing, 0, ())
-
-
-def _read_bool(value: Any) -> bool | None:
-    if _is_bool(value):
-        return bool(value)
-    if _is_number(value) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        return _BOOL_TEXT.get(value.strip().lower())
-    return None
 
 
 def clean_float(value: Any) -> float | None:

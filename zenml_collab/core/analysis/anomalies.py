@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from zenml_collab.core.analysis._columns import NUMERIC_TYPES, clean_float, read_column
+from zenml_collab.core.analysis._columns import (
+    NUMERIC_TYPES,
+    ReadColumn,
+    clean_float,
+    read_column,
+)
 from zenml_collab.core.analysis.errors import AnalysisError
 
 if TYPE_CHECKING:
@@ -23,7 +28,9 @@ __all__ = [
     "Anomalies",
     "Anomaly",
     "DriftScore",
+    "check_column",
     "detect_anomalies",
+    "drift_anomalies",
     "jensen_shannon_distance",
     "l_infinity_distance",
 ]
@@ -191,13 +198,15 @@ def l_infinity_distance(p: Mapping[str, int], q: Mapping[str, int]) -> float:
     return max(abs(p.get(k, 0) / total_p - q.get(k, 0) / total_q) for k in set(p) | set(q))
 
 
-def _check_values(feature: FeatureSchema, series: pd.Series, tolerance: float) -> list[Anomaly]:
-    """Type, domain and missing-value checks of one column against its schema entry."""
+def check_column(
+    feature: FeatureSchema, column: ReadColumn, rows: int, tolerance: float = RANGE_TOLERANCE
+) -> list[Anomaly]:
+    """Type, domain, range and missing-value checks of one column (of ``rows`` rows, already
+    read as the schema's type) against its schema entry."""
     import numpy as np
+    import pandas as pd
 
     found: list[Anomaly] = []
-    rows = len(series)
-    column = read_column(series, feature.type)
     if column.invalid:
         found.append(
             Anomaly(
@@ -225,20 +234,22 @@ def _check_values(feature: FeatureSchema, series: pd.Series, tolerance: float) -
             )
         )
     if feature.categories is not None:
-        domain = set(feature.categories)
-        unseen = [v for v in column.values if v not in domain]
+        values = pd.Series(column.values, copy=False)
+        outside_domain = ~values.isin(feature.categories).to_numpy()
+        unseen = int(outside_domain.sum())
         if unseen:
-            examples = ", ".join(repr(v) for v in list(dict.fromkeys(unseen))[:3])
+            first = pd.unique(column.values[outside_domain])[:3]
+            examples = ", ".join(repr(v) for v in first)
             found.append(
                 Anomaly(
                     feature.name,
                     "out_of_domain",
                     "error",
-                    f"{len(unseen)} of {rows} values are outside the training domain, "
+                    f"{unseen} of {rows} values are outside the training domain, "
                     f"e.g. {examples}",
                     {
-                        "count": len(unseen),
-                        "fraction": len(unseen) / rows,
+                        "count": unseen,
+                        "fraction": unseen / rows,
                         "examples": examples,
                         "domain_size": len(feature.categories),
                     },
@@ -336,8 +347,8 @@ def detect_anomalies(
     :func:`compute_statistics` call (so histogram bins are shared). Every compared feature's
     distance is kept in :attr:`Anomalies.drift`, drifted or not, for plotting.
     """
-    base_stats = statistics[baseline]
-    current_stats = statistics[split]
+    # Unknown split names fail here, before any work.
+    statistics[baseline], statistics[split]  # noqa: B018
     found: list[Anomaly] = []
     for feature in schema:
         if feature.name not in data.columns:
@@ -351,7 +362,10 @@ def detect_anomalies(
                 )
             )
             continue
-        found.extend(_check_values(feature, data[feature.name], range_tolerance))
+        series = data[feature.name]
+        found.extend(
+            check_column(feature, read_column(series, feature.type), len(series), range_tolerance)
+        )
     for column in data.columns:
         if str(column) not in schema:
             found.append(
@@ -364,7 +378,31 @@ def detect_anomalies(
                 )
             )
 
+    drift, drifted = drift_anomalies(
+        schema,
+        statistics,
+        split=split,
+        baseline=baseline,
+        numeric_drift_threshold=numeric_drift_threshold,
+        categorical_drift_threshold=categorical_drift_threshold,
+    )
+    return Anomalies(split, baseline, tuple(found + drifted), tuple(drift))
+
+
+def drift_anomalies(
+    schema: Schema,
+    statistics: Statistics,
+    *,
+    split: str,
+    baseline: str,
+    numeric_drift_threshold: float = NUMERIC_DRIFT_THRESHOLD,
+    categorical_drift_threshold: float = CATEGORICAL_DRIFT_THRESHOLD,
+) -> tuple[list[DriftScore], list[Anomaly]]:
+    """Every schema feature's drift score between two splits, and the drifted ones as warnings."""
+    base_stats = statistics[baseline]
+    current_stats = statistics[split]
     drift: list[DriftScore] = []
+    found: list[Anomaly] = []
     for feature in schema:
         if feature.name not in base_stats or feature.name not in current_stats:
             continue
@@ -389,4 +427,4 @@ def detect_anomalies(
                     {"metric": score.metric, "distance": score.value, "threshold": score.threshold},
                 )
             )
-    return Anomalies(split, baseline, tuple(found), tuple(drift))
+    return drift, found

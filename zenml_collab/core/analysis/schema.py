@@ -10,6 +10,7 @@ from zenml_collab.core.analysis._columns import (
     MAX_CATEGORIES,
     NUMERIC_TYPES,
     FeatureType,
+    ReadColumn,
     infer_type,
     read_column,
 )
@@ -18,7 +19,14 @@ from zenml_collab.core.analysis.errors import AnalysisError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MAX_CATEGORIES", "FeatureSchema", "Schema", "infer_feature", "infer_schema"]
+__all__ = [
+    "MAX_CATEGORIES",
+    "FeatureSchema",
+    "Schema",
+    "feature_schema",
+    "infer_feature",
+    "infer_schema",
+]
 
 
 @dataclass(frozen=True)
@@ -111,17 +119,29 @@ class Schema:
 def infer_feature(series: pd.Series, name: str | None = None) -> FeatureSchema:
     """Infer the :class:`FeatureSchema` of one column."""
     feature_type = infer_type(series)
-    column = read_column(series, feature_type)
-    rows = len(series)
+    return feature_schema(
+        str(series.name if name is None else name),
+        feature_type,
+        read_column(series, feature_type),
+        len(series),
+    )
+
+
+def feature_schema(
+    name: str, feature_type: FeatureType, column: ReadColumn, rows: int
+) -> FeatureSchema:
+    """The :class:`FeatureSchema` of a column of ``rows`` rows already read as ``feature_type``."""
+    import pandas as pd
+
     presence = 1.0 if rows == 0 else (rows - column.missing) / rows
     categories = None
     value_range = None
     if feature_type == "categorical":
-        categories = tuple(sorted(set(column.values)))
+        categories = tuple(sorted(str(v) for v in pd.unique(column.values)))
     elif feature_type in NUMERIC_TYPES and len(column.values):
         value_range = (float(column.values.min()), float(column.values.max()))
     return FeatureSchema(
-        name=str(series.name if name is None else name),
+        name=name,
         type=feature_type,
         nullable=column.missing > 0,
         presence=presence,

@@ -32,6 +32,8 @@ __all__ = [
     "SplitStatistics",
     "Statistics",
     "compute_statistics",
+    "feature_statistics",
+    "top_values",
 ]
 
 QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -232,6 +234,7 @@ def _numeric_stats(
     name: str, feature_type: FeatureType, column: ReadColumn, edges: np.ndarray | None
 ) -> FeatureStatistics:
     import numpy as np
+    import pandas as pd
 
     values = column.values
     count = len(values)
@@ -250,7 +253,7 @@ def _numeric_stats(
         count=count,
         missing=column.missing,
         invalid=column.invalid,
-        unique=len(np.unique(values)),
+        unique=len(pd.unique(values)),
         mean=float(values.mean()),
         std=float(values.std(ddof=1)) if count > 1 else None,
         min=float(values.min()),
@@ -260,21 +263,56 @@ def _numeric_stats(
     )
 
 
-def _value_stats(name: str, feature_type: FeatureType, column: ReadColumn) -> FeatureStatistics:
-    from collections import Counter
+def top_values(values: np.ndarray, k: int = TOP_K) -> tuple[tuple[tuple[str, int], ...], int]:
+    """The ``k`` most frequent values as ``(value, count)`` pairs and the number of distinct ones.
 
-    counts = Counter(str(v) for v in column.values)
-    # Ties broken by value so the same data always gives the same order.
-    top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_K]
+    Most frequent first, ties broken by value (code-point order) so the same data always gives
+    the same order. Counting is a hash table over the whole column; only the values that can
+    still make the cut are sorted.
+    """
+    import numpy as np
+    import pandas as pd
+
+    counts = pd.Series(values, copy=False).value_counts(sort=False)
+    distinct = len(counts)
+    if distinct == 0:
+        return (), 0
+    numbers = counts.to_numpy()
+    labels = counts.index.to_numpy()
+    if distinct > k:
+        cut = np.partition(numbers, distinct - k)[distinct - k]
+        keep = numbers >= cut
+        numbers, labels = numbers[keep], labels[keep]
+    # str() of each value as numpy spells it (datetime64: ISO with the array's unit).
+    text = np.datetime_as_string(labels) if labels.dtype.kind == "M" else labels.astype(str)
+    order = np.lexsort((text, -numbers))[:k]
+    return tuple((str(text[i]), int(numbers[i])) for i in order), distinct
+
+
+def _value_stats(name: str, feature_type: FeatureType, column: ReadColumn) -> FeatureStatistics:
+    top, distinct = top_values(column.values)
     return FeatureStatistics(
         name=name,
         type=feature_type,
         count=len(column.values),
         missing=column.missing,
         invalid=column.invalid,
-        unique=len(counts),
-        top_values=tuple(top),
+        unique=distinct,
+        top_values=top,
     )
+
+
+def feature_statistics(
+    name: str, feature_type: FeatureType, columns: Mapping[str, ReadColumn], bins: int
+) -> dict[str, FeatureStatistics]:
+    """Statistics of one feature in each split, from its values already read as its type."""
+    if feature_type in NUMERIC_TYPES:
+        edges = _shared_edges([c.values for c in columns.values()], feature_type, bins)
+        return {
+            split: _numeric_stats(name, feature_type, column, edges)
+            for split, column in columns.items()
+        }
+    return {split: _value_stats(name, feature_type, column) for split, column in columns.items()}
 
 
 def compute_statistics(
@@ -316,13 +354,8 @@ def compute_statistics(
             for split, frame in splits.items()
             if feature in frame.columns
         }
-        if feature_type in NUMERIC_TYPES:
-            edges = _shared_edges([c.values for c in columns.values()], feature_type, bins)
-            for split, column in columns.items():
-                per_split[split].append(_numeric_stats(feature, feature_type, column, edges))
-        else:
-            for split, column in columns.items():
-                per_split[split].append(_value_stats(feature, feature_type, column))
+        for split, stats in feature_statistics(feature, feature_type, columns, bins).items():
+            per_split[split].append(stats)
 
     return Statistics(
         tuple(
