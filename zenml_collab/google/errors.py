@@ -30,7 +30,12 @@ from zenml_collab.errors import (
     CredentialsError,
     PermissionDeniedError,
 )
-from zenml_collab.google.permissions import enable_command, grant_command, least_role
+from zenml_collab.google.permissions import (
+    enable_command,
+    grant_command,
+    least_role,
+    member_bucket_role,
+)
 from zenml_collab.google.retry import is_connection_error, status_of
 
 LOGIN_HINT = ("run `gcloud auth application-default login` "
@@ -249,7 +254,8 @@ def _permission_error(where: str, info: GoogleErrorInfo, *, project: str | None,
     if needed is None:
         return GooglePermissionError(
             where, "ask a project admin for the role this needs (`collab doctor` lists them)")
-    role = least_role(needed)
+    role = member_bucket_role(needed) if bucket and needed.startswith("storage.") \
+        else least_role(needed)
     who = member or "YOUR_ACCOUNT"
     if needed.startswith("storage.") and bucket:
         command = grant_command(who, role, bucket=bucket)

@@ -168,6 +168,21 @@ def grant_command(member: str, role: str, *, project: str | None = None,
             f"--member={shlex.quote(member)} --role={shlex.quote(role)}")
 
 
+def member_bucket_role(permission: str) -> str:
+    """The one member bucket role (of :data:`BUCKET_MEMBER_ROLES`) that grants ``permission``.
+
+    Objects need objectAdmin (which includes reading: never objectViewer as well); only the
+    bucket's own metadata needs legacyBucketReader.
+
+    >>> member_bucket_role("storage.objects.get"), member_bucket_role("storage.buckets.get")
+    ('roles/storage.objectAdmin', 'roles/storage.legacyBucketReader')
+    """
+    for role in BUCKET_MEMBER_ROLES:
+        if role_grants(role, permission):
+            return role
+    return least_role(permission)
+
+
 def enable_command(service: str, project: str) -> str:
     """The gcloud command that enables ``service`` in ``project``."""
     return f"gcloud services enable {shlex.quote(service)} --project {shlex.quote(project)}"

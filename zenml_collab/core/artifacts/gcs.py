@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -39,9 +38,6 @@ from zenml_collab.errors import (
     ArtifactError,
     ArtifactMissingError,
     ConfigError,
-    ConnectivityError,
-    CredentialsError,
-    PermissionDeniedError,
 )
 
 log = logging.getLogger("zenml_collab.artifacts.gcs")
@@ -76,50 +72,16 @@ def parse_gcs_uri(uri: str) -> tuple[str, str]:
 
 
 # -- the client -------------------------------------------------------------------------------
-_clients: dict[tuple[str, str], Any] = {}
-_clients_lock = threading.Lock()
-
-
 def storage_client(credentials_file: str | None = None) -> Any:
-    """A ``google.cloud.storage.Client`` for this environment (one per process and setting).
+    """The process's ``google.cloud.storage.Client`` (one per environment and credentials).
 
-    With ``STORAGE_EMULATOR_HOST`` and no ``GOOGLE_APPLICATION_CREDENTIALS`` the client is
-    anonymous (fake-gcs-server); otherwise it uses Application Default Credentials.
+    Built by the shared Google access layer (:mod:`zenml_collab.google.access`): with
+    ``STORAGE_EMULATOR_HOST`` and no credentials the client is anonymous (fake-gcs-server);
+    otherwise ``GOOGLE_APPLICATION_CREDENTIALS``, the recorded ``credentials_file``, or ADC.
     """
-    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
-    creds_file = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "") or credentials_file or ""
-    key = (emulator, creds_file)
-    with _clients_lock:
-        if key not in _clients:
-            _clients[key] = _new_client(emulator, creds_file)
-        return _clients[key]
+    from zenml_collab.google.access import google_access
 
-
-def _new_client(emulator: str, creds_file: str) -> Any:
-    from google.cloud import storage
-
-    project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("CLOUDSDK_CORE_PROJECT")
-    if emulator and not creds_file:
-        from google.auth.credentials import AnonymousCredentials
-
-        return storage.Client(project=project or "collab-emulator",
-                              credentials=AnonymousCredentials())
-    import google.auth
-    from google.auth.exceptions import DefaultCredentialsError
-
-    scopes = ["https://www.googleapis.com/auth/devstorage.read_write"]
-    try:
-        if creds_file:
-            credentials, default_project = google.auth.load_credentials_from_file(
-                creds_file, scopes=scopes)
-        else:
-            credentials, default_project = google.auth.default(scopes=scopes)
-    except DefaultCredentialsError as exc:
-        raise CredentialsError(
-            f"no Google credentials found to reach Cloud Storage: {exc}",
-            "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
-        ) from None
-    return storage.Client(project=project or default_project, credentials=credentials)
+    return google_access(credentials_file).storage_client()
 
 
 def _retry(timeout: float | None = None) -> Any:
@@ -133,48 +95,32 @@ def _retry(timeout: float | None = None) -> Any:
 
 @contextmanager
 def gcs_errors(bucket: str, action: str) -> Iterator[None]:
-    """Turn the storage library's exceptions into errors a member can act on."""
-    import requests
-    from google.api_core import exceptions as gexc
-    from google.auth import exceptions as aexc
+    """Turn the storage library's exceptions into errors a member can act on.
+
+    The one Google classifier does the mapping (exit codes, the role to ask for); a 404 that
+    reaches here is the bucket's own (object-level 404s are handled by the callers).
+    """
+    from zenml_collab.google.access import google_access
+    from zenml_collab.google.errors import NotFoundError, is_google_error
 
     try:
         yield
-    except gexc.Forbidden as exc:
-        raise PermissionDeniedError(
-            f"permission denied {action} in bucket gs://{bucket}: {exc.message}",
-            f"ask a project admin to grant you {REQUIRED_ROLE} on the bucket: `gcloud storage "
-            f"buckets add-iam-policy-binding gs://{bucket} --member=user:YOU "
-            f"--role={REQUIRED_ROLE}`",
-        ) from None
-    except gexc.Unauthorized as exc:
-        raise CredentialsError(
-            f"Cloud Storage refused the credentials {action} in gs://{bucket}: {exc.message}",
-            "run `gcloud auth application-default login` again",
-        ) from None
-    except (aexc.RefreshError, aexc.TransportError) as exc:
-        raise CredentialsError(
-            f"cannot refresh Google credentials {action} in gs://{bucket}: {exc}",
-            "run `gcloud auth application-default login` again",
-        ) from None
-    except (gexc.RetryError, requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout) as exc:
-        cause = getattr(exc, "cause", None) or exc
-        raise ConnectivityError(
-            f"cannot reach Cloud Storage {action} in gs://{bucket}: {cause}",
-            "check your network (and STORAGE_EMULATOR_HOST if you use an emulator); "
-            "`collab doctor` diagnoses the rest",
-        ) from None
-    except gexc.ServerError as exc:
-        raise ConnectivityError(
-            f"Cloud Storage kept failing {action} in gs://{bucket}: {exc.message}",
-            "try again later; raise COLLAB_GCS_RETRY_TIMEOUT to retry for longer",
-        ) from None
+    except Exception as exc:
+        if isinstance(exc, ArtifactError | ConfigError) or not is_google_error(exc):
+            raise
+        error = google_access().classify(
+            exc, action=action, resource=f"gs://{bucket}", bucket=bucket,
+            permission="storage.objects.list" if action.startswith(("listing", "checking"))
+            else None)
+        if isinstance(error, NotFoundError):
+            raise _bucket_not_found(bucket) from None
+        raise error from None
 
 
 def _bucket_not_found(bucket: str) -> ConfigError:
-    return ConfigError(f"bucket gs://{bucket} does not exist",
-                       "check the artifact URI (`collab config show`) or create the bucket")
+    return ConfigError(f"bucket gs://{bucket} does not exist (or is not visible to you)",
+                       "check artifacts.uri for a typo (`collab config show` says which file "
+                       "sets it), or ask an admin to create the bucket")
 
 
 # -- reading single objects (datasources) -----------------------------------------------------
