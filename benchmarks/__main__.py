@@ -18,7 +18,14 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import bench_lookup, bench_pipelines, bench_shared, bench_startup, bench_team
+from benchmarks import (
+    bench_distance,
+    bench_lookup,
+    bench_pipelines,
+    bench_shared,
+    bench_startup,
+    bench_team,
+)
 from benchmarks.context import PRESETS, Context
 from benchmarks.harness import Figure, Skip, start_spawner
 from benchmarks.report import build, text_table, write
@@ -34,6 +41,7 @@ SECTIONS: dict[str, Callable[[Context], list[Figure]]] = {
     "lookup": bench_lookup.run,
     "shared": bench_shared.run,
     "team": bench_team.run,
+    "distance": bench_distance.run,
 }
 
 

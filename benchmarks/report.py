@@ -76,6 +76,10 @@ def _derived(fig: dict[str, Any]) -> str:
         parts.append(f"{fig['round_trips_per_step']:g} round trips/step")
     if "gcs_requests_per_step" in fig:
         parts.append(f"{fig['gcs_requests_per_step']:g} GCS req/step")
+    if "sequential_round_trips" in fig:  # the distance section: counts per run
+        parts.append(f"{fig['sequential_round_trips']:g} sequential RT, "
+                     f"{fig['statements']:g} stmt, {fig['db_round_trips']:g} DB RT, "
+                     f"{fig['gcs_requests']:g} GCS req per run")
     if "vs_zenml" in fig:
         parts.append(f"ZenML/collab {fig['vs_zenml']:.1f}x")
     if "api_requests" in fig:

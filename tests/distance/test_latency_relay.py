@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from zenml_collab.testing.latency import LatencyRelay
+from zenml_collab.testing.latency import LatencyRelay, WaveClock
 
 
 @pytest.fixture
@@ -131,3 +131,23 @@ def test_a_closed_upstream_closes_the_client_side() -> None:
           socket.create_connection(relay.address) as conn):
         conn.settimeout(5)
         assert conn.recv(10) == b""
+
+
+def test_a_shared_clock_merges_overlapping_round_trips_of_two_relays(
+        echo_server: tuple[str, int]) -> None:
+    clock = WaveClock()
+    with (LatencyRelay(echo_server, delay_ms=30, handshake_rtts=0, clock=clock) as a,
+          LatencyRelay(echo_server, delay_ms=30, handshake_rtts=0, clock=clock) as b):
+        conns = [socket.create_connection(r.address) for r in (a, b)]
+        streams = [c.makefile("rwb") for c in conns]
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(exchange, streams))
+            for stream in streams:  # then one after the other: two more waves
+                exchange(stream)
+        finally:
+            for s, c in zip(streams, conns, strict=True):
+                s.close()
+                c.close()
+        assert (a.stats.waves, b.stats.waves) == (2, 2)
+    assert clock.waves == 3

@@ -44,6 +44,34 @@ _QUEUE_CHUNKS = 256
 _CLIENT, _SERVER = "c", "s"
 
 
+class WaveClock:
+    """Counts sequential round trips; share one between relays to merge their overlaps.
+
+    A wave starts when a request leaves with nothing else in flight and lasts until the last
+    overlapping response reached its client.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = 0
+        self.waves = 0
+
+    def begin(self) -> None:
+        with self._lock:
+            if self._open == 0:
+                self.waves += 1
+            self._open += 1
+
+    def end(self) -> None:
+        with self._lock:
+            self._open = max(0, self._open - 1)
+
+    def reset(self) -> int:
+        with self._lock:
+            before, self.waves = self.waves, 0
+            return before
+
+
 @dataclass
 class RelayStats:
     """What went through the relay since the last :meth:`LatencyRelay.reset`."""
@@ -81,7 +109,8 @@ class LatencyRelay:
     def __init__(self, upstream: tuple[str, int], *, delay_ms: float = 0.0,
                  jitter_ms: float = 0.0, bandwidth_mbps: float | None = None,
                  handshake_rtts: int = 1, listen_host: str = "127.0.0.1", listen_port: int = 0,
-                 max_connections: int = 256, seed: int | None = None) -> None:
+                 max_connections: int = 256, seed: int | None = None,
+                 clock: WaveClock | None = None) -> None:
         _require_loopback(upstream[0], "upstream")
         _require_loopback(listen_host, "listen address")
         if delay_ms < 0 or jitter_ms < 0 or handshake_rtts < 0:
@@ -98,6 +127,7 @@ class LatencyRelay:
         self._random = random.Random(seed)
         self._stats = RelayStats()
         self._lock = threading.Lock()
+        self.clock = clock  # shared sequential-wave count across relays, if given
         self._wave_open = 0  # requests in flight now (for merging overlapping turns)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -196,6 +226,8 @@ class LatencyRelay:
                     if self._wave_open == 0:
                         self._stats.waves += 1  # nothing else in flight: a new sequential wave
                     self._wave_open += 1
+                    if self.clock is not None:
+                        self.clock.begin()
             else:
                 self._stats.bytes_down += size
                 if conn.last == _CLIENT:
@@ -209,11 +241,13 @@ class LatencyRelay:
     def _end_request(self, conn: _ConnState) -> None:
         if conn.awaiting:
             conn.awaiting = False
-            self._wave_open -= 1
+            self._close_request()
 
     def _close_request(self) -> None:
         with self._lock:
             self._wave_open -= 1
+        if self.clock is not None:
+            self.clock.end()
 
     # -- relaying ---------------------------------------------------------------------------
     def _delay_s(self) -> float:
@@ -221,6 +255,12 @@ class LatencyRelay:
         return (self.delay_ms + extra) / 1000.0
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Swallow the cancellation of stop(): asyncio (3.11) would log a cancelled
+        # connection handler as an error.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._relay(reader, writer)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None and self._slots is not None
         self._tasks.add(task)
@@ -243,8 +283,7 @@ class LatencyRelay:
                 finally:
                     await _close(up_writer)
         finally:
-            with self._lock:
-                self._end_request(conn)
+            self._end_request(conn)
             self._tasks.discard(task)
             await _close(writer)
 
