@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from zenml_collab.core import cache
+from zenml_collab.core import cache, cache_plan
 from zenml_collab.core.artifacts.base import (
     ArtifactRef,
     ArtifactStore,
@@ -25,6 +25,7 @@ from zenml_collab.core.artifacts.base import (
 )
 from zenml_collab.core.environment import Environment
 from zenml_collab.core.git import GitInfo
+from zenml_collab.core.metadata import batch
 from zenml_collab.core.metadata.records import StepRunRecord, utcnow
 from zenml_collab.core.metadata.store import MetadataStore
 from zenml_collab.core.pipeline import Pipeline, StepNode
@@ -32,7 +33,7 @@ from zenml_collab.core.run import CACHED, EXECUTED, FAILED, Run, RunStatus, Step
 from zenml_collab.errors import CollabError, PipelineError, StepFailedError
 
 log = logging.getLogger("zenml_collab.runner")
-SOURCE_INPUT = "<source>"  # pseudo-input: the content a step reads from outside
+SOURCE_INPUT = cache_plan.SOURCE_INPUT  # pseudo-input: the content a step reads from outside
 
 
 @dataclass(frozen=True)
@@ -58,15 +59,32 @@ def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStor
                        environment_hash=env.hash if env else None)
     outputs: dict[str, dict[str, ArtifactRef]] = {}
     results: list[StepResult] = []
+    pending: list[StepRunRecord] = []  # cache hits not yet written
     try:
+        # Hits are resolved up front in a constant number of round trips and written
+        # together, before the first executed step and at the end (DESIGN §12).
+        hits = cache_plan.plan_hits(nodes, batch.previous_cache_view(metadata, pipeline.name),
+                                    artifacts, _fingerprint)
         for position, node in enumerate(nodes):
-            result = _run_step(node, position, run_id, pipeline.name, outputs, metadata,
-                               artifacts, resume_hint)
+            hit = hits.get(node.name)
+            if hit is not None:
+                result = _cached(node, position, run_id, pipeline.name, hit, pending)
+            else:
+                _flush(metadata, pending)
+                result = _run_step(node, position, run_id, pipeline.name, outputs, metadata,
+                                   artifacts, resume_hint)
             outputs[node.name] = dict(result.outputs)
             results.append(result)
             if on_step is not None:
                 on_step(result)
+        _flush(metadata, pending)
     except BaseException as exc:
+        if pending:
+            try:
+                _flush(metadata, pending)  # the hits before the failure stay on record
+            except CollabError as unrecorded:
+                log.warning("could not record the cached steps of run %s: %s", run_id[:8],
+                            unrecorded.message)
         message = str(exc) if isinstance(exc, CollabError) else f"{type(exc).__name__}: {exc}"
         try:
             metadata.finish_run(run_id, FAILED, message[:2000])
@@ -83,6 +101,34 @@ def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStor
 
 def _read(artifacts: ArtifactStore, ref: ArtifactRef, allow_pickle: bool = False) -> Any:
     return load_artifact(artifacts, ref, allow_pickle=allow_pickle)
+
+
+def _fingerprint(node: StepNode) -> str | None:
+    impl = node.impl
+    return None if impl.fingerprint is None else impl.fingerprint(node.params)
+
+
+def _flush(metadata: MetadataStore, pending: list[StepRunRecord]) -> None:
+    if pending:
+        batch.record_step_runs(metadata, pending)
+        pending.clear()
+
+
+def _cached(node: StepNode, position: int, run_id: str, pipeline_name: str,
+            hit: cache_plan.Hit, pending: list[StepRunRecord]) -> StepResult:
+    """A hit confirmed by the cache plan: no I/O, its record joins the next batched insert."""
+    impl = node.impl
+    t0 = time.perf_counter()
+    started_at = utcnow()
+    duration = (time.perf_counter() - t0) * 1000
+    pending.append(StepRunRecord(
+        run_id=run_id, pipeline_name=pipeline_name, step_name=node.name,
+        step_path=impl.import_path, position=position, cache_key=hit.key.key,
+        code_hash=impl.code_hash, params=node.params, inputs=hit.key.input_hashes,
+        outputs={k: v.to_json() for k, v in hit.outputs.items()}, status=CACHED,
+        reason=cache.CACHE_HIT, started_at=started_at, duration_ms=duration))
+    return StepResult(node.name, CACHED, cache.CACHE_HIT, hit.key.key, impl.code_hash,
+                      dict(hit.outputs), duration)
 
 
 def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
