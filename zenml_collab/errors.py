@@ -68,6 +68,15 @@ class ArtifactMissingError(ArtifactError):
     """An artifact recorded in the metadata store is gone from the artifact store."""
 
 
+class ArtifactCorruptError(ArtifactError):
+    """An artifact's bytes do not match its recorded content hash; it is never served."""
+
+
+class UntrustedArtifactError(ArtifactError):
+    """A record read from a shared store is malformed or hostile (a path outside the store, an
+    unknown materializer, a file outside its materializer's layout); nothing was written."""
+
+
 class MaterializerError(ArtifactError):
     """No materializer can store a value of this type, or a stored value cannot be read."""
 

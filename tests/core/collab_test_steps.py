@@ -93,3 +93,27 @@ class BrokenSource(BaseStep):
     def run(self) -> list:
         _count("broken_source")
         return []
+
+
+@step
+def ramp(n: int = 4096) -> object:
+    import numpy as np
+
+    _count("ramp")
+    return np.arange(n, dtype=np.float64) + 1.0
+
+
+@step
+def total(arr: object) -> float:
+    _count("total")
+    return float(arr.sum())  # type: ignore[attr-defined]
+
+
+def array_chain(name: str = "arrays"):
+    """ramp -> total: a numpy artifact feeding a JSON one."""
+    from zenml_collab import Pipeline
+
+    p = Pipeline(name)
+    p.add(ramp)
+    p.add(total, inputs={"arr": "ramp"})
+    return p

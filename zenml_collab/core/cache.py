@@ -22,6 +22,7 @@ PARAMS_CHANGED = "params changed"
 CODE_CHANGED = "code changed"
 INPUT_CHANGED = "input changed"
 ARTIFACT_MISSING = "artifact missing"
+ARTIFACT_CORRUPT = "artifact corrupt"
 KEY_CHANGED = "cache key changed"
 CACHE_HIT = "cache hit"
 

@@ -245,7 +245,10 @@ class Repository:
 
         steps = tuple(
             StepResult(s.step_name, s.status, s.reason, s.cache_key, s.code_hash,
-                       {k: ArtifactRef.from_json(v) for k, v in (s.outputs or {}).items()},
+                       {k: ArtifactRef.from_json(
+                           v, origin=f"step {s.step_name!r} of run {record.id[:8]} "
+                                     f"(recorded by {record.user or 'an unknown member'})")
+                        for k, v in (s.outputs or {}).items()},
                        s.duration_ms)
             for s in self.metadata.step_runs(record.id))
 

@@ -20,6 +20,7 @@ from zenml_collab.core import cache, cache_plan
 from zenml_collab.core.artifacts.base import (
     ArtifactRef,
     ArtifactStore,
+    Presence,
     load_artifact,
     save_artifact,
 )
@@ -165,10 +166,13 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
 
     hit = metadata.cached_outputs(key)
     if hit is not None:
-        refs = {name: ArtifactRef.from_json(data) for name, data in hit.items()}
-        if all(artifacts.exists(ref) for ref in refs.values()):
+        origin = f"the cache entry of step {node.name!r} (key {key[:12]})"
+        refs = {name: ArtifactRef.from_json(data, origin=origin) for name, data in hit.items()}
+        presence = [artifacts.presence(ref) for ref in refs.values()]
+        if all(p is Presence.PRESENT for p in presence):
             return record(CACHED, cache.CACHE_HIT, refs)
-        reason = cache.ARTIFACT_MISSING
+        reason = (cache.ARTIFACT_CORRUPT if Presence.CORRUPT in presence
+                  else cache.ARTIFACT_MISSING)
     else:
         previous = metadata.previous_step_run(pipeline_name, node.name, impl.import_path)
         reason = cache.explain_miss(previous, step_path=impl.import_path,
@@ -197,7 +201,7 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
         ) from exc
     new = [ref.to_json() for ref in refs.values()]
     return record(EXECUTED, reason, refs, new_artifacts=new, cache=True,
-                  replace_cache=reason == cache.ARTIFACT_MISSING)
+                  replace_cache=reason in (cache.ARTIFACT_MISSING, cache.ARTIFACT_CORRUPT))
 
 
 def _split_outputs(node: StepNode, returned: Any) -> dict[str, Any]:

@@ -32,9 +32,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from zenml_collab.core.artifacts.base import MANIFEST, ArtifactRef
+from zenml_collab.core.artifacts import integrity
+from zenml_collab.core.artifacts.base import MANIFEST, ArtifactRef, Presence
 from zenml_collab.core.hashing import hash_files
 from zenml_collab.errors import (
+    ArtifactCorruptError,
     ArtifactError,
     ArtifactMissingError,
     ConfigError,
@@ -220,22 +222,33 @@ class GcsArtifactStore:
     def _cached(self, content_hash: str) -> Path:
         return self.cache_dir / content_hash
 
+    def _stamp(self, content_hash: str) -> Path:
+        return self.cache_dir / ".stamps" / content_hash
+
     # -- the ArtifactStore protocol ---------------------------------------------------------
     def staging_dir(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="stage-", dir=self._tmp_root()))
 
     def commit(self, staged: Path, ref: ArtifactRef) -> None:
-        """Upload the files create-only, then the manifest; a no-op if already stored."""
-        if not self.exists(ref):
-            self._parallel(lambda name: self._upload(staged / name, ref.hash, name),
-                           list(ref.files))
+        """Upload the files create-only, then the manifest; a no-op if already stored.
+
+        A copy known to be corrupt is overwritten, each object only if it is still the
+        generation that failed verification (a teammate's repair in between wins).
+        """
+        presence = self.presence(ref)
+        if presence is not Presence.PRESENT:
+            bad = self._corrupt_generations(ref) if presence is Presence.CORRUPT else {}
+            self._parallel(lambda name: self._upload(staged / name, ref.hash, name,
+                                                     bad.get(name, 0)), list(ref.files))
             manifest = staged / MANIFEST
             if not manifest.exists():
                 manifest.write_text(json.dumps(ref.to_json()), encoding="utf-8")
-            self._upload(manifest, ref.hash, MANIFEST)  # last: the artifact is now visible
-        self._adopt(staged, ref.hash)
+            # last: the artifact is now visible
+            self._upload(manifest, ref.hash, MANIFEST, bad.get(MANIFEST, 0))
+            self._corrupt_marker(ref.hash).unlink(missing_ok=True)
+        self._adopt(staged, ref)
 
-    def _upload(self, path: Path, content_hash: str, name: str) -> None:
+    def _upload(self, path: Path, content_hash: str, name: str, generation: int = 0) -> None:
         from google.api_core import exceptions as gexc
 
         blob = self._bucket.blob(self.object_name(content_hash, name))
@@ -243,52 +256,121 @@ class GcsArtifactStore:
             try:
                 # if_generation_match=0: create only. The library retries such a conditional
                 # upload safely; a 412 (here or on a retry) means the object is already there.
-                blob.upload_from_filename(str(path), if_generation_match=0, retry=_retry(),
+                # A non-zero generation replaces exactly the copy found corrupt.
+                blob.upload_from_filename(str(path), if_generation_match=generation,
+                                          retry=_retry(),
                                           content_type="application/octet-stream")
             except gexc.PreconditionFailed:
                 log.debug("%s already stored", blob.name)
             except gexc.NotFound:
                 raise _bucket_not_found(self.bucket_name) from None
 
-    def _adopt(self, staged: Path, content_hash: str) -> None:
+    def _adopt(self, staged: Path, ref: ArtifactRef) -> None:
         """Move a committed staging directory into the local cache (write-through)."""
-        final = self._cached(content_hash)
+        final = self._cached(ref.hash)
         if final.is_dir():
-            return
+            if integrity.check(final, ref, self._stamp(ref.hash)) is Presence.PRESENT:
+                return
+            self._evict(final)
         try:
             os.rename(staged, final)
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
+            return
+        integrity.write_stamp(final, ref, self._stamp(ref.hash))
+
+    def _evict(self, cached: Path) -> None:
+        """Remove a damaged cached copy (the bucket's copy is the truth)."""
+        integrity.forget(cached, self._stamp(cached.name))
+        aside = Path(tempfile.mkdtemp(prefix="evict-", dir=self._tmp_root()))
+        try:
+            os.rename(cached, aside / "old")
+        except OSError:
+            pass  # a concurrent reader evicted it first
+        shutil.rmtree(aside, ignore_errors=True)
+
+    def _list(self, ref: ArtifactRef) -> dict[str, int]:
+        prefix = self.object_name(ref.hash, "")
+        with gcs_errors(self.bucket_name, f"checking {prefix}"):
+            return {blob.name.removeprefix(prefix): int(blob.generation or 0)
+                    for blob in self.client.list_blobs(self.bucket_name, prefix=prefix,
+                                                       retry=_retry())}
 
     def exists(self, ref: ArtifactRef) -> bool:
+        return self.presence(ref) is Presence.PRESENT
+
+    def presence(self, ref: ArtifactRef) -> Presence:
         """One list request: are the manifest (written last) and every data file there?
 
         Checking the files too matters: a lifecycle rule or a hand clean-up can remove a data
         object and keep the manifest, and the artifact must then count as missing (and be
         re-uploaded by the next execution) rather than stay a cache hit that cannot load.
+        Objects this machine found corrupt (their generation is remembered) count as corrupt
+        until someone replaces them; a damaged local cached copy is evicted, not reported.
         """
-        prefix = self.object_name(ref.hash, "")
-        with gcs_errors(self.bucket_name, f"checking {prefix}"):
-            names = {blob.name.removeprefix(prefix) for blob in self.client.list_blobs(
-                self.bucket_name, prefix=prefix, retry=_retry())}
-        return MANIFEST in names and all(name in names for name in ref.files)
+        generations = self._list(ref)
+        if MANIFEST not in generations or not all(n in generations for n in ref.files):
+            return Presence.MISSING
+        bad = self._corrupt_generations(ref)
+        if bad:
+            if any(generations.get(name) == gen for name, gen in bad.items()):
+                return Presence.CORRUPT
+            self._corrupt_marker(ref.hash).unlink(missing_ok=True)  # replaced since
+        cached = self._cached(ref.hash)
+        if (cached.is_dir()
+                and integrity.check(cached, ref, self._stamp(ref.hash)) is Presence.CORRUPT):
+            self._evict(cached)
+        return Presence.PRESENT
+
+    def _corrupt_marker(self, content_hash: str) -> Path:
+        return self.cache_dir / ".corrupt" / f"{content_hash}.json"
+
+    def _corrupt_generations(self, ref: ArtifactRef) -> dict[str, int]:
+        try:
+            data = json.loads(self._corrupt_marker(ref.hash).read_text(encoding="utf-8"))
+            return {str(k): int(v) for k, v in data.items()}
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {}
+
+    def _mark_corrupt(self, ref: ArtifactRef, generations: dict[str, int]) -> None:
+        marker = self._corrupt_marker(ref.hash)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(generations), encoding="utf-8")
 
     def local_dir(self, ref: ArtifactRef) -> Path:
-        """The cached copy, or a verified download of it; a cache hit makes no request."""
+        """The cached copy, or a verified download of it; a cache hit makes no request.
+
+        A cached copy is verified against the recorded hash (once per process); a damaged
+        one is evicted and downloaded again. A download that does not match is deleted, the
+        objects' generations are remembered as corrupt (so the next run re-executes the step
+        and overwrites them) and :class:`ArtifactCorruptError` is raised.
+        """
         final = self._cached(ref.hash)
-        if final.is_dir() and all((final / name).is_file() for name in ref.files):
-            return final
+        if final.is_dir() and integrity.signature(final, ref) is not None:
+            try:
+                integrity.verify(final, ref, self._stamp(ref.hash), f"the local cache {final}")
+                return final
+            except ArtifactCorruptError:
+                log.warning("cached copy of artifact %s was damaged; downloading it again",
+                            ref.hash[:12])
+                self._evict(final)
         tmp = Path(tempfile.mkdtemp(prefix="download-", dir=self._tmp_root()))
         try:
-            self._parallel(lambda name: self._download(ref, name, tmp / name), list(ref.files))
+            generations = dict(zip(ref.files, self._parallel(
+                lambda name: self._download(ref, name, tmp / name), list(ref.files)),
+                strict=True))
             actual = hash_files(tmp, ref.files)
             if actual != ref.hash:
-                raise ArtifactError(
+                if not all(generations.values()):  # no generation header: ask the listing
+                    generations = {n: g for n, g in self._list(ref).items() if n in ref.files}
+                self._mark_corrupt(ref, generations)
+                raise ArtifactCorruptError(
                     f"artifact {ref.hash} downloaded from {self.location(ref)} does not match "
-                    f"its recorded content hash (got {actual}); it was not cached",
-                    "the stored object was changed or corrupted: delete "
-                    f"{self.location(ref)} and re-run the pipeline so the step executes again",
+                    f"its recorded content hash (got {actual}); it was not used",
+                    "the stored objects were changed or damaged: run the pipeline again, the "
+                    "step that produced it executes and replaces them (reason `artifact "
+                    "corrupt`)",
                 )
             try:
                 os.rename(tmp, final)
@@ -296,16 +378,20 @@ class GcsArtifactStore:
                 # A concurrent reader of the same artifact won the rename: same content.
                 if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                     raise
+            else:
+                integrity.write_stamp(final, ref, self._stamp(ref.hash))
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return final
 
-    def _download(self, ref: ArtifactRef, name: str, dest: Path) -> None:
+    def _download(self, ref: ArtifactRef, name: str, dest: Path) -> int:
+        """Download one file of ``ref``; returns the object's generation."""
         from google.api_core import exceptions as gexc
 
+        if "/" in name or name in ("", ".", ".."):  # ArtifactRef.from_json refuses these too
+            raise ArtifactError(f"refused the artifact file name {name!r}", None)
         blob = self._bucket.blob(self.object_name(ref.hash, name))
-        dest.parent.mkdir(parents=True, exist_ok=True)
         with gcs_errors(self.bucket_name, f"reading {blob.name}"):
             try:
                 if ref.size >= self.chunked_download_threshold:
@@ -317,6 +403,7 @@ class GcsArtifactStore:
                     f"artifact {ref.hash} is missing from {self.uri} (no {blob.name})",
                     "re-run the pipeline: the step that produced it will execute again",
                 ) from None
+        return int(blob.generation or 0)
 
     def _download_chunked(self, blob: Any, dest: Path) -> None:
         from google.cloud.storage import transfer_manager

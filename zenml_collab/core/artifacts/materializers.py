@@ -5,7 +5,12 @@ on-disk format invalidates the cache). Types are recognised by module and class 
 checking a value never imports numpy, pandas or scikit-learn.
 
 Arbitrary objects are never pickled unless the step opts in with ``@step(allow_pickle=True)``:
-unpickling runs code, and a shared store is shared with every member of the team.
+unpickling runs code, and a shared store is shared with every member of the team. scikit-learn
+estimators are stored with skops, whose loader builds only the types it is told to trust.
+
+The materializer *name* of an artifact comes from the shared metadata store, so it is untrusted:
+it is looked up in the fixed registry below, and each materializer declares the exact file names
+it writes (``files``), so a recorded artifact can never name a file outside that layout.
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ class Materializer(Protocol):
     def name(self) -> str: ...
     @property
     def version(self) -> int: ...
+
+    @property
+    def files(self) -> frozenset[str]:
+        """Every file name this materializer may write: the whole on-disk layout."""
+        ...
 
     def can_handle(self, value: Any) -> bool: ...
     def save(self, value: Any, directory: Path) -> list[str]: ...
@@ -72,6 +82,7 @@ def _is_jsonable(value: Any, depth: int = 0) -> bool:
 class JsonMaterializer:
     name: str = "json"
     version: int = 1
+    files: frozenset[str] = frozenset({"value.json"})
 
     def can_handle(self, value: Any) -> bool:
         return _is_jsonable(value)
@@ -90,6 +101,7 @@ class JsonMaterializer:
 class BytesMaterializer:
     name: str = "bytes"
     version: int = 1
+    files: frozenset[str] = frozenset({"data.bin"})
 
     def can_handle(self, value: Any) -> bool:
         return isinstance(value, (bytes, bytearray, memoryview))
@@ -108,6 +120,7 @@ class BytesMaterializer:
 class NumpyMaterializer:
     name: str = "numpy"
     version: int = 1
+    files: frozenset[str] = frozenset({"array.npy"})
 
     def can_handle(self, value: Any) -> bool:
         # ndarray and its subclasses (np.memmap: inputs are loaded memory-mapped, and a step
@@ -140,6 +153,7 @@ class NumpyMaterializer:
 class PandasMaterializer:
     name: str = "pandas"
     version: int = 1
+    files: frozenset[str] = frozenset({"data.parquet", "series"})
 
     def can_handle(self, value: Any) -> bool:
         return _module_of(value) == "pandas" and type(value).__name__ in {"DataFrame", "Series"}
@@ -161,21 +175,56 @@ class PandasMaterializer:
         return frame
 
 
+# Module roots whose types a stored scikit-learn model may contain. skops reconstructs objects
+# without unpickling; these are the estimators and the numpy/scipy values they hold.
+TRUSTED_MODEL_MODULES = ("sklearn", "numpy", "scipy")
+
+
 @dataclass(frozen=True)
 class SklearnMaterializer:
-    """scikit-learn estimators via joblib (a pickle format, restricted to sklearn types)."""
+    """scikit-learn estimators via skops: no pickle, only trusted types are rebuilt on load."""
 
     name: str = "sklearn"
-    version: int = 1
+    version: int = 2
+    files: frozenset[str] = frozenset({"model.skops"})
 
     def can_handle(self, value: Any) -> bool:
         return _module_of(value) == "sklearn" and hasattr(value, "get_params")
 
     def save(self, value: Any, directory: Path) -> list[str]:
-        import joblib
+        import skops.io as sio
 
-        joblib.dump(value, directory / "model.joblib")
-        return ["model.joblib"]
+        sio.dump(value, directory / "model.skops")
+        return ["model.skops"]
+
+    def load(self, directory: Path) -> Any:
+        import skops.io as sio
+
+        path = directory / "model.skops"
+        untrusted = sio.get_untrusted_types(file=path)
+        refused = [t for t in untrusted if t.split(".", 1)[0] not in TRUSTED_MODEL_MODULES]
+        if refused:
+            raise MaterializerError(
+                f"the stored model contains types outside scikit-learn, numpy and scipy: "
+                f"{', '.join(sorted(refused)[:5])}; it was not loaded",
+                "a model in the shared store may only hold scikit-learn estimators; if you "
+                "trust its author, load it yourself with skops.io.load(path, trusted=[...])")
+        return sio.load(path, trusted=untrusted)
+
+
+@dataclass(frozen=True)
+class JoblibSklearnMaterializer:
+    """scikit-learn models stored by zenml-collab < 0.2 with joblib: a pickle, so opt-in only."""
+
+    name: str = "sklearn"
+    version: int = 1
+    files: frozenset[str] = frozenset({"model.joblib"})
+
+    def can_handle(self, value: Any) -> bool:
+        return False
+
+    def save(self, value: Any, directory: Path) -> list[str]:
+        raise MaterializerError("joblib is no longer used to store models", None)
 
     def load(self, directory: Path) -> Any:
         import joblib
@@ -187,6 +236,7 @@ class SklearnMaterializer:
 class PickleMaterializer:
     name: str = "pickle"
     version: int = 1
+    files: frozenset[str] = frozenset({"value.pkl"})
 
     def can_handle(self, value: Any) -> bool:
         return True
@@ -213,7 +263,10 @@ _SAFE: tuple[Materializer, ...] = (
     SklearnMaterializer(),
 )
 _PICKLE = PickleMaterializer()
+_LEGACY_JOBLIB = JoblibSklearnMaterializer()
 _BY_NAME: dict[str, Materializer] = {m.name: m for m in (*_SAFE, _PICKLE)}
+# Materializers whose load runs code from the file: a reader opts in, as the writer did.
+RUNS_CODE_ON_LOAD = (_PICKLE, _LEGACY_JOBLIB)
 
 # Part of every cache key: bump when any materializer's format changes.
 MATERIALIZERS_VERSION = "1:" + ",".join(f"{m.name}{m.version}" for m in (*_SAFE, _PICKLE))
@@ -232,11 +285,18 @@ def materializer_for(value: Any, *, allow_pickle: bool = False) -> Materializer:
     )
 
 
-def materializer_named(name: str) -> Materializer:
+def materializer_named(name: str, files: tuple[str, ...] = ()) -> Materializer:
+    """The registered materializer called ``name`` whose layout holds ``files``.
+
+    Both come from the shared metadata store: an unknown name is refused, never imported.
+    """
+    if name == _LEGACY_JOBLIB.name and files and set(files) <= _LEGACY_JOBLIB.files:
+        return _LEGACY_JOBLIB
     try:
         return _BY_NAME[name]
     except KeyError:
         raise MaterializerError(
-            f"unknown materializer {name!r} recorded for an artifact",
-            "upgrade zenml-collab to the version that wrote it",
+            f"unknown materializer {name[:64]!r} recorded for an artifact",
+            "upgrade zenml-collab to the version that wrote it; the known ones are "
+            + ", ".join(sorted(_BY_NAME)),
         ) from None
