@@ -248,18 +248,30 @@ def _regression_scorers(
     return {m: table[m] for m in metrics}
 
 
-def _slice_order(values: np.ndarray) -> list[str]:
-    """Distinct slice values as text, in natural order (2 before 10), ``<missing>`` last."""
+def _slice_groups(values: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Each slice value as text, in natural order (2 before 10) with ``<missing>`` last, and the
+    positions of its rows: one hash pass (factorize) and one stable sort of the codes, so every
+    slice is a contiguous run of positions and no per-row Python runs."""
+    import numpy as np
     import pandas as pd
 
-    present = list(dict.fromkeys(v for v in values.tolist() if not pd.isna(v)))
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    present = list(uniques.tolist() if hasattr(uniques, "tolist") else uniques)
     try:
-        present.sort()
+        ordered = sorted(present)
     except TypeError:  # mixed types: fall back to their text
-        present.sort(key=str)
-    keys = list(dict.fromkeys(str(v) for v in present))
-    has_missing = any(pd.isna(v) for v in values.tolist())
-    return [*keys, MISSING_SLICE_VALUE] if has_missing else keys
+        ordered = sorted(present, key=str)
+    keys = list(dict.fromkeys(str(v) for v in ordered))
+    if (codes < 0).any():
+        keys.append(MISSING_SLICE_VALUE)
+    # Values with the same text (1 and "1") are one slice, as they are in the stored result.
+    slot = {key: index for index, key in enumerate(keys)}
+    key_of_code = np.array([slot[str(v)] for v in present] + [slot.get(MISSING_SLICE_VALUE, 0)],
+                           dtype=np.int64)
+    grouped = key_of_code[codes]  # code -1 (missing) picks the last entry
+    order = np.argsort(grouped, kind="stable")
+    bounds = np.searchsorted(grouped[order], np.arange(len(keys) + 1))
+    return [(key, order[bounds[i]:bounds[i + 1]]) for i, key in enumerate(keys)]
 
 
 def evaluate(
@@ -293,7 +305,6 @@ def evaluate(
         >>> result.slice("clinic", "north").metrics["f1"]
     """
     import numpy as np
-    import pandas as pd
 
     truth = _as_array(y_true, "y_true")
     predicted = _as_array(y_pred, "y_pred")
@@ -322,18 +333,15 @@ def evaluate(
         truth, predicted = truth.astype(float), predicted.astype(float)
         scorers = _regression_scorers(chosen)
 
-    def measure(mask: np.ndarray | None, column: str | None, value: str | None) -> SliceMetrics:
-        y, p = (truth, predicted) if mask is None else (truth[mask], predicted[mask])
-        s = score if score is None or mask is None else score[mask]
+    def measure(rows: np.ndarray | None, column: str | None, value: str | None) -> SliceMetrics:
+        y, p = (truth, predicted) if rows is None else (truth[rows], predicted[rows])
+        s = score if score is None or rows is None else score[rows]
         return SliceMetrics(column, value, len(y), {m: f(y, p, s) for m, f in scorers.items()})
 
     slices_out = []
     for column, values in table.items():
-        keys = np.array(
-            [MISSING_SLICE_VALUE if pd.isna(v) else str(v) for v in values], dtype=object
-        )
-        for value in _slice_order(values):
-            slices_out.append(measure(keys == value, column, value))
+        for value, rows in _slice_groups(values):
+            slices_out.append(measure(rows, column, value))
     return Evaluation(
         task=task,
         metric_names=chosen,
