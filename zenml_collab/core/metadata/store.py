@@ -258,6 +258,28 @@ class MetadataStore(SchemaStore):
                                                    {"key": cache_key}).scalar())
         return None if value is None else dict(json.loads(value))
 
+    def remember_outputs(self, cache_key: str, *, step_path: str, outputs: dict[str, Any],
+                         run_id: str, new_artifacts: list[dict[str, Any]] | None = None) -> None:
+        """Record outputs derived after a run (the data views of an older run, computed on
+        first view; ``run_id`` is the run they describe) under ``cache_key``: its artifacts and
+        a cache entry, no step run. Racing writers of one key keep the first entry."""
+        outputs_json = json.dumps(outputs, sort_keys=True)
+        limits.check_json(f"the outputs recorded for {step_path}", outputs_json)
+        now = utcnow()
+        q = self._q
+
+        def work(conn: sa.Connection) -> None:
+            if new_artifacts:
+                conn.execute(q.artifact_insert, [
+                    {"hash": a["hash"], "materializer": a["materializer"], "size": a["size"],
+                     "files_json": json.dumps(a["files"]), "created_at": now}
+                    for a in new_artifacts])
+            conn.execute(q.cache_insert, {
+                "cache_key": cache_key, "step_path": step_path, "outputs_json": outputs_json,
+                "run_id": run_id, "created_at": now})
+
+        self._tx(work)
+
     def record_step(self, record: StepRunRecord, *,
                     new_artifacts: list[dict[str, Any]] | None = None, cache: bool = False,
                     replace_cache: bool = False) -> None:
