@@ -25,7 +25,14 @@ from zenml_collab.errors import ConfigError
 
 # libyaml's safe loader/dumper when PyYAML was built with it: ~10x faster than pure Python.
 SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-SafeDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class SafeDumper(_BaseDumper):
+    """Never writes aliases: the loader refuses them (see :func:`load_yaml_text`)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 TEAM_FILE = "collab.yaml"
 LOCAL_DIR = ".collab"
@@ -195,23 +202,64 @@ class Settings(_Model):
     local: LocalConfig
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """The mapping in the YAML file ``path`` (``{}`` if it is missing or empty)."""
+# Config files are small; anything larger is not one of ours (or is an attack on the parser).
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def read_text_file(path: Path, *, limit: int = MAX_CONFIG_BYTES) -> str:
+    """The UTF-8 text of a config file, bounded in size; every failure names the file."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
+        with open(path, "rb") as fh:
+            raw = fh.read(limit + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        raise
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not a file",
+                          "remove or rename the directory") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}",
-                          "check the file's permissions") from exc
+                          "check the file's permissions") from None
+    if len(raw) > limit:
+        raise ConfigError(f"{path} is larger than {limit // 1024} KiB, too large for a config file",
+                          "restore it with `git checkout`, or check what wrote it")
     try:
-        data = yaml.load(text, Loader=SafeLoader)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            "save it as UTF-8, or restore it with `git checkout`") from None
+
+
+def load_yaml_text(text: str, path: Path | str) -> Any:
+    """Parse YAML with bounds: no aliases (an anchor bomb expands to ~10^8 nodes from a few
+    hundred bytes), no nesting deep enough to exhaust the stack. Our files never use either."""
+    try:
+        for event in yaml.parse(text, Loader=SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                mark = getattr(event, "start_mark", None)
+                where = f" (line {mark.line + 1})" if mark else ""
+                raise ConfigError(
+                    f"{path} uses a YAML alias{where}; config files may not use anchors/aliases",
+                    "write the values out in full")
+        return yaml.load(text, Loader=SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ConfigError(
             f"{path} is not valid YAML{where}", "fix the syntax or restore it with `git checkout`"
-        ) from exc
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a config file",
+                          "restore it with `git checkout`") from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in the YAML file ``path`` (``{}`` if it is missing or empty)."""
+    try:
+        text = read_text_file(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    data = load_yaml_text(text, path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -260,6 +308,26 @@ def env_overrides(env: dict[str, str]) -> dict[str, Any]:
     return over
 
 
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, safe for messages and logs.
+
+    >>> mask_url("mysql://alice:s3cret@db:3306/team")
+    'mysql://alice:***@db:3306/team'
+    >>> mask_url("mysql://alice:s3cret")   # malformed: no '@', so no way to tell
+    'mysql://***'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***" if url else url
+    credentials, at, location = rest.rpartition("@")
+    if at:
+        user = credentials.partition(":")[0]
+        return f"{scheme}://{user}{':***' if ':' in credentials else ''}@{location}"
+    if re.fullmatch(r"[A-Za-z0-9.\-]*(:\d+)?(/[^:@]*)?", rest):
+        return url  # host[:port]/database or a path: nothing secret
+    return f"{scheme}://***"
+
+
 def _parse_db_url(url: str) -> dict[str, Any]:
     """``sqlite:///path`` or ``mysql[+pymysql]://user[:password]@host[:port]/database``.
 
@@ -271,7 +339,7 @@ def _parse_db_url(url: str) -> dict[str, Any]:
     if url.startswith("sqlite:///"):
         return {"kind": "sqlite", "path": url.removeprefix("sqlite:///")}
     bad = ConfigError(
-        f"COLLAB_DB_URL has an unsupported form: {url.rpartition('@')[2]!r}",
+        f"COLLAB_DB_URL has an unsupported form: {mask_url(url)!r}",
         "use sqlite:///path/metadata.db or mysql://user[:password]@host:port/database "
         "(percent-encode special characters in the password)",
     )

@@ -27,9 +27,20 @@ def init(directory: Path) -> None:
 
 @click.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-def run(config: Path) -> None:
+@click.option("--allow-path", "allow_paths", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Let datasources read files under DIR, outside the repository, for this "
+                   "run only (never recorded in the config). Repeatable.")
+def run(config: Path, allow_paths: tuple[Path, ...]) -> None:
     """Re-run the pipeline described by CONFIG (a pipelines/*.yaml file)."""
+    import os
+
     from zenml_collab.core.repository import Repository
+    from zenml_collab.core.training.sources import ALLOW_PATHS_ENV
+
+    if allow_paths:
+        os.environ[ALLOW_PATHS_ENV] = os.pathsep.join(
+            [*(str(p.resolve()) for p in allow_paths), os.environ.get(ALLOW_PATHS_ENV, "")])
 
     repo = Repository(config.parent if config.parent.exists() else None)
     pipeline = repo.pipeline_from_config(config.resolve())

@@ -11,7 +11,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from zenml_collab.config import SafeDumper, SafeLoader, format_validation_error
+from zenml_collab.config import (
+    SafeDumper,
+    format_validation_error,
+    load_yaml_text,
+    read_text_file,
+)
 from zenml_collab.core.hashing import sha256_json
 from zenml_collab.errors import ConfigError
 
@@ -97,18 +102,13 @@ def config_path(root: Path, name: str) -> Path:
 
 
 def load_pipeline_config(path: Path) -> PipelineConfig:
-    import yaml
-
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)
-    except FileNotFoundError:
+        text = read_text_file(path)
+    except (FileNotFoundError, NotADirectoryError):
         raise ConfigError(f"{path} does not exist",
                           "list pipelines with `collab pipelines list`") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"{path} is not valid YAML{where}",
-                          f"restore it with `git checkout -- {path.name}` or fix the syntax") from None
+    # A committed file: teammates' bytes. Bounded, UTF-8, no aliases (config.load_yaml_text).
+    data = load_yaml_text(text, path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping with 'name' and 'steps'",
                           f"restore it with `git checkout -- {path.name}`")

@@ -19,6 +19,7 @@ Google libraries are imported inside functions so ``import zenml_collab`` stays 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -284,10 +285,8 @@ class GcsArtifactStore:
         """Remove a damaged cached copy (the bucket's copy is the truth)."""
         integrity.forget(cached, self._stamp(cached.name))
         aside = Path(tempfile.mkdtemp(prefix="evict-", dir=self._tmp_root()))
-        try:
+        with contextlib.suppress(OSError):  # a concurrent reader evicted it first
             os.rename(cached, aside / "old")
-        except OSError:
-            pass  # a concurrent reader evicted it first
         shutil.rmtree(aside, ignore_errors=True)
 
     def _list(self, ref: ArtifactRef) -> dict[str, int]:

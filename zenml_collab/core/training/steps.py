@@ -6,9 +6,7 @@ content-addressed Parquet snapshot holds every split.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-from pathlib import Path
 from typing import Any
 
 from zenml_collab.core.step import BaseStep
@@ -22,20 +20,9 @@ def _read_source(path: str) -> bytes:
         from zenml_collab.core.artifacts.gcs import read_object
 
         return read_object(path)
-    local = Path(path).expanduser()
-    if not local.is_absolute():
-        # Relative to the repository root, wherever in the repo the pipeline runs from, so
-        # that every member's clone reads its own copy of the same committed file.
-        from zenml_collab.core.repository import find_root
-        from zenml_collab.errors import RepositoryNotFoundError
+    from zenml_collab.core.training.sources import read_local_source
 
-        with contextlib.suppress(RepositoryNotFoundError):
-            local = find_root() / local
-    try:
-        return local.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"datasource file {path!r} does not exist",
-                          "paths are relative to the repository root; check the path") from None
+    return read_local_source(path)
 
 
 class CSVDatasource(BaseStep):
@@ -154,11 +141,25 @@ def resolve_estimator(model: str) -> Any:
 
     if ":" in model or "." in model:
         module, _, name = model.replace(":", ".").rpartition(".")
+        # The name comes from a committed config: importing a module runs it, so only
+        # scikit-learn's own modules and the repository's code may be named.
+        from zenml_collab.core.training.sources import is_repository_module
+
+        if module.split(".", 1)[0] != "sklearn" and not is_repository_module(module):
+            raise ConfigError(
+                f"estimator {model!r} is neither in scikit-learn nor in this repository",
+                "use a scikit-learn class ('sklearn.svm:SVC') or one defined in the repository")
         try:
-            return getattr(importlib.import_module(module), name)
+            found = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError):
             raise ConfigError(f"cannot import estimator {model!r}",
                               "use an import path like 'sklearn.svm:SVC'") from None
+        from sklearn.base import BaseEstimator
+
+        if not (isinstance(found, type) and issubclass(found, BaseEstimator)):
+            raise ConfigError(f"{model!r} is not a scikit-learn estimator class",
+                              "name a class deriving from sklearn.base.BaseEstimator")
+        return found
     known = dict(all_estimators())
     if model not in known:
         close = [n for n in known if n.lower().startswith(model.lower()[:6])][:5]

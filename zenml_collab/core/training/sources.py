@@ -1,0 +1,80 @@
+"""Where a datasource may read from: inside the repository, or ``gs://`` (DESIGN §10).
+
+A pipeline config is committed, so its datasource path is a teammate's choice, replayed on
+every member's machine. Were absolute or ``~`` paths allowed, a committed
+``path: ~/.config/gcloud/application_default_credentials.json`` would make each member's
+``collab run`` snapshot their own credentials into the team bucket. So a local path must
+resolve (after symlinks) inside the repository. A member who really wants a file elsewhere says
+so for their own run only: ``collab run --allow-path DIR`` or ``COLLAB_ALLOW_PATHS`` (directories
+separated by ``os.pathsep``); that choice is never recorded in the config.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from zenml_collab.errors import ConfigError, RepositoryNotFoundError
+
+ALLOW_PATHS_ENV = "COLLAB_ALLOW_PATHS"
+
+
+def allowed_roots(root: Path) -> list[Path]:
+    """The repository, plus the directories this member allowed for this process."""
+    extra = [Path(p).expanduser().resolve()
+             for p in os.environ.get(ALLOW_PATHS_ENV, "").split(os.pathsep) if p.strip()]
+    return [root.resolve(), *extra]
+
+
+def _root() -> Path:
+    from zenml_collab.core.repository import find_root
+
+    try:
+        return find_root()
+    except RepositoryNotFoundError:
+        return Path.cwd()
+
+
+def resolve_local_source(path: str, root: Path | None = None) -> Path:
+    """The file a datasource ``path`` names, refused unless it lies in an allowed place."""
+    root = root if root is not None else _root()
+    if "\0" in path:
+        raise ConfigError(f"datasource path {path!r} contains a NUL byte", "fix the path")
+    candidate = Path(path).expanduser()
+    if not candidate.is_absolute():
+        # Relative to the repository root, wherever in the repo the pipeline runs from, so
+        # that every member's clone reads its own copy of the same committed file.
+        candidate = root / candidate
+    resolved = candidate.resolve()
+    for allowed in allowed_roots(root):
+        if resolved == allowed or resolved.is_relative_to(allowed):
+            return resolved
+    raise ConfigError(
+        f"datasource path {path!r} resolves to {resolved}, outside the repository {root}; "
+        "a pipeline config may only read files inside the repository or gs:// objects",
+        "move the file into the repository (and commit it) or upload it to gs://; to read it "
+        f"for your own run only, pass `collab run --allow-path {resolved.parent}` "
+        f"(or set {ALLOW_PATHS_ENV})")
+
+
+def read_local_source(path: str) -> bytes:
+    local = resolve_local_source(path)
+    try:
+        return local.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"datasource file {path!r} does not exist",
+                          "paths are relative to the repository root; check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"datasource path {path!r} is a directory",
+                          "point the datasource at a CSV file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read datasource file {path!r}: {exc.strerror}",
+                          "check the file's permissions") from None
+
+
+def is_repository_module(module: str) -> bool:
+    """Whether ``module`` is a module or package of this repository's own code."""
+    if not module or any(not part.isidentifier() for part in module.split(".")):
+        return False
+    base = _root().joinpath(*module.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
