@@ -103,6 +103,10 @@ CASES = [
          "gcloud storage buckets add-iam-policy-binding gs://{bucket} --member={member} "
          "--role=roles/storage.objectAdmin", 3,
          options={"bucket_roles": ("roles/storage.legacyBucketReader",)}),
+    Case("no bucket role at all", "iam.bucket", "fail",
+         "gcloud storage buckets add-iam-policy-binding gs://{bucket} --member={member} "
+         "--role=roles/storage.legacyBucketReader", 3, options={"bucket_roles": ()},
+         also_skipped=frozenset({"bucket.exists", "bucket.security"})),
     Case("instance stopped", "sql.instance", "fail",
          f"gcloud sql instances patch main --project={PROJECT} --activation-policy=ALWAYS", 4,
          inject=_stop_instance),
@@ -113,10 +117,11 @@ CASES = [
          inject=_stop_proxy, also_skipped=frozenset({"sql.user"})),
     Case("port taken by another MySQL", "db.port", "fail",
          "point the metadata store at the proxy's port {proxy_port}", 4,
-         inject=_point_port_at_other_mysql),
+         inject=_point_port_at_other_mysql, also_skipped=frozenset({"sql.user"})),
     Case("old schema", "db.schema", "fail", "collab db upgrade", 1, options={"schema": "0001"}),
     Case("bucket missing", "bucket.exists", "fail",
-         "gcloud storage buckets create gs://{bucket}", 1, options={"create_bucket": False}),
+         "gcloud storage buckets create gs://{bucket}", 1, options={"create_bucket": False},
+         also_skipped=frozenset({"iam.bucket"})),
     Case("public access not prevented", "bucket.security", "warn",
          "gcloud storage buckets update gs://{bucket} --public-access-prevention", 0,
          options={"public_access_prevention": "inherited"}),
@@ -159,3 +164,34 @@ def test_each_fault_fails_exactly_its_check_with_the_fix_and_the_rest_still_run(
     assert {i: s for i, s in others.items() if i not in downstream and s != "pass"} == {}, \
         {r.id: r.detail for r in report.results if r.id in others and r.status != "pass"}
     assert report.exit_code == case.exit_code
+
+
+def test_a_member_without_bucket_access_is_told_every_missing_role_in_one_pass(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(bucket_roles=())
+    report = doctor(world)
+    fix = report.get("iam.bucket").fix or ""
+    for role in ("roles/storage.objectAdmin", "roles/storage.legacyBucketReader"):
+        assert f"--member={world.member} --role={role}" in fix, fix
+    assert "objectViewer" not in fix
+    assert report.get("bucket.exists").status == "skip"
+    assert report.exit_code == 3
+
+
+def test_a_bucket_fix_names_one_role_per_capability(make_world: Callable[..., World]) -> None:
+    world = make_world(bucket_roles=("roles/storage.legacyBucketReader",))
+    fix = doctor(world).get("iam.bucket").fix or ""
+    assert fix.count("add-iam-policy-binding") == 1 and "objectAdmin" in fix
+    assert "objectViewer" not in fix
+
+
+def test_the_port_trap_fails_db_port_only_and_exits_4(
+    make_world: Callable[..., World], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = make_world()
+    _point_port_at_other_mysql(world, monkeypatch)
+    report = doctor(world)
+    assert report.get("db.port").status == "fail"
+    assert report.get("sql.user").status != "fail", report.get("sql.user").detail
+    assert report.exit_code == 4

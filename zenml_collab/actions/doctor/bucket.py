@@ -35,6 +35,24 @@ def bucket_info(ctx: DoctorContext) -> BucketInfo | None:
     return ctx.memo("bucket_info", build)
 
 
+def readable_bucket_info(ctx: DoctorContext) -> BucketInfo | None:
+    """:func:`bucket_info`, or skip when the member may not read the bucket's metadata.
+
+    Without ``storage.buckets.get`` the metadata stays unknown; iam.bucket still asks the bucket
+    which permissions the member holds (that needs none) and names every missing role.
+    """
+    from zenml_collab.errors import CollabError
+
+    try:
+        return bucket_info(ctx)
+    except CollabError as exc:
+        if exc.exit_code != 3:
+            raise
+        bucket, _ = bucket_location(ctx)
+        raise NotApplicable(f"you may not read gs://{bucket}'s metadata "
+                            "(iam.bucket names the missing roles)") from None
+
+
 def _create_command(bucket: str, ctx: DoctorContext) -> str:
     gcp = ctx.gcp()
     project = f" --project={shlex.quote(gcp.project)}" if gcp else ""
@@ -53,7 +71,7 @@ def _same_place(location: str, region: str) -> bool:
 
 def check_exists(ctx: DoctorContext) -> CheckResult:
     bucket, _ = bucket_location(ctx)
-    info = bucket_info(ctx)
+    info = readable_bucket_info(ctx)
     if info is None:
         return failed(f"gs://{bucket} does not exist",
                       f"an admin creates it: `{_create_command(bucket, ctx)}` "
@@ -70,7 +88,7 @@ def check_exists(ctx: DoctorContext) -> CheckResult:
 
 def check_security(ctx: DoctorContext) -> CheckResult:
     bucket, _ = bucket_location(ctx)
-    info = bucket_info(ctx)
+    info = readable_bucket_info(ctx)
     if info is None:
         raise NotApplicable(f"gs://{bucket} does not exist")
     problems: list[str] = []
@@ -107,5 +125,5 @@ CHECKS = (
     Check("bucket.security", "bucket access is uniform and never public", check_security,
           ("bucket.exists",), timeout=8),
     Check("bucket.probe", "write, read and delete a probe object", check_probe,
-          ("iam.bucket",), timeout=10, category="connectivity"),
+          ("iam.bucket", "bucket.exists"), timeout=10, category="connectivity"),
 )

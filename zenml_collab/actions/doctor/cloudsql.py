@@ -138,6 +138,11 @@ def _user_from_login(ctx: DoctorContext, user: str, kind: str, login: str) -> Ch
     # Members may not list users (cloudsql.users.list); a login as that user proves it exists.
     from zenml_collab.google.errors import GooglePermissionError
 
+    elsewhere = _port_elsewhere(ctx)
+    if elsewhere:
+        # A login there proves nothing about the team's instance (the port trap): db.port
+        # fails with the fix; a wrong "create the user" here would send the member astray.
+        raise NotApplicable(elsewhere)
     try:
         ctx.db_login()
     except GooglePermissionError:
@@ -152,6 +157,22 @@ def _user_from_login(ctx: DoctorContext, user: str, kind: str, login: str) -> Ch
         raise NotApplicable("you may not list database users and the database could not be "
                             "reached to try the login (see db.query)") from None
     return passed(f"database user {user} exists (you logged in as {login})")
+
+
+def _port_elsewhere(ctx: DoctorContext) -> str | None:
+    """Why a login on the configured port would not reach the team's instance, if it would not."""
+    from zenml_collab.actions.doctor.database import configured_port, connection_mode
+    from zenml_collab.infra.proxy import proxy_status
+
+    settings = ctx.settings()
+    if connection_mode(settings) != "proxy":
+        return None
+    port = configured_port(settings)
+    status = proxy_status(ctx.docker(), repo_root=ctx.root())
+    if status.running and status.port != port:
+        return (f"the configured port {port} is not this repository's proxy (on {status.port}), "
+                "so a login there says nothing about your user (see db.port)")
+    return None
 
 
 CHECKS = (

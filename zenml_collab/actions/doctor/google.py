@@ -190,11 +190,14 @@ def probe(ctx: DoctorContext, key: str) -> None:
 # -- IAM ------------------------------------------------------------------------------------
 def missing_fix(member: str, missing: Iterable[str], **where: str) -> str:
     """The least role for each missing permission and the admin command granting it."""
-    from zenml_collab.infra.gcp.permissions import grant_command, least_role
+    from zenml_collab.infra.gcp.permissions import grant_command, least_role, member_bucket_role
 
+    # On a bucket, the member roles bootstrap grants: one role per capability (objectAdmin
+    # covers reading too, so never objectViewer as well).
+    role_of = member_bucket_role if "bucket" in where else least_role
     by_role: dict[str, list[str]] = {}
     for permission in sorted(missing):
-        by_role.setdefault(least_role(permission), []).append(permission)
+        by_role.setdefault(role_of(permission), []).append(permission)
     parts = [f"ask an admin for {role} (grants {', '.join(perms)}): "
              f"`{grant_command(member, role, **where)}`" for role, perms in by_role.items()]
     return "; ".join(parts)
@@ -231,11 +234,21 @@ def check_project_iam(ctx: DoctorContext) -> CheckResult:
 
 
 def check_bucket_iam(ctx: DoctorContext) -> CheckResult:
-    from zenml_collab.actions.doctor.bucket import bucket_location
+    from zenml_collab.actions.doctor.bucket import bucket_info, bucket_location
     from zenml_collab.infra.gcp import buckets, projects
     from zenml_collab.infra.gcp.permissions import MEMBER_BUCKET_PERMISSIONS
 
     bucket, _ = bucket_location(ctx)
+    try:
+        exists = bucket_info(ctx) is not None
+    except CollabError as exc:
+        # Unreadable metadata (no storage.buckets.get) still lets us ask the bucket which
+        # permissions we hold: testIamPermissions needs none. Name every missing role now.
+        if exc.exit_code != 3:
+            raise NotApplicable(f"gs://{bucket} could not be read (see bucket.exists)") from None
+        exists = True
+    if not exists:
+        raise NotApplicable(f"gs://{bucket} does not exist (see bucket.exists)")
     needed = set(MEMBER_BUCKET_PERMISSIONS)
     member = ctx.member()
     clients = ctx.clients()
@@ -291,5 +304,5 @@ CHECKS = (
     Check("iam.project", "IAM permissions on the project", _needs_gcp(check_project_iam),
           ("gcp.project",), timeout=8, category="permission"),
     Check("iam.bucket", "IAM permissions on the bucket", _needs_gcp(check_bucket_iam),
-          ("gcp.api.storage", "bucket.exists"), timeout=8, category="permission"),
+          ("gcp.api.storage",), timeout=8, category="permission"),
 )
