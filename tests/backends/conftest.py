@@ -127,4 +127,4 @@ def containers_created(docker_client: Any, since: float) -> int:
 
     events = docker_client.events(since=int(since) - 1, until=int(time.time()) + 1, decode=True,
                                   filters={"event": "create", "type": "container", "label": LABEL})
-    return sum(1 for _ in events)
+    return sum(1 for e in events if e.get("timeNano", 0) >= since * 1e9)

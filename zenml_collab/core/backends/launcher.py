@@ -112,8 +112,8 @@ class Launcher:
     def _backend(self, name: str) -> Backend:
         if name not in self.backends:
             backend = self._make_backend(name)
+            self.backends[name] = backend  # closed with the others, even if prepare fails
             backend.prepare()  # permissions and image, before anything is launched there
-            self.backends[name] = backend
         return self.backends[name]
 
     def _source_json(self) -> dict[str, object]:
@@ -134,6 +134,7 @@ class Launcher:
         try:
             results = self._drive()
         except BaseException as exc:
+            self._close()
             for backend in self.backends.values():
                 backend.cancel_all()
             message = str(exc) if isinstance(exc, CollabError) else f"{type(exc).__name__}: {exc}"
@@ -144,12 +145,19 @@ class Launcher:
             except CollabError as unrecorded:
                 log.warning("could not mark run %s failed: %s", self.run_id[:8], unrecorded.message)
             raise
+        self._close()
         self.metadata.finish_run(self.run_id, "completed")
         order = {n.name: i for i, n in enumerate(self.pipeline.steps)}
         results.sort(key=lambda r: order[r.name])
         return Run(id=self.run_id, pipeline_name=self.pipeline.name, status="completed",
                    steps=tuple(results), started_at=None, git_sha=git.sha, git_dirty=git.dirty,
                    user=git.user, _reader=functools.partial(_read, self.artifacts))
+
+    def _close(self) -> None:
+        for backend in self.backends.values():
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
 
     def _drive(self) -> list[StepResult]:
         nodes = self.pipeline.steps

@@ -4,6 +4,7 @@ opens, and the backends themselves (imported only when a step needs them)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from zenml_collab.errors import ConfigError
 
 if TYPE_CHECKING:
     from zenml_collab.core.backends.base import Backend
+    from zenml_collab.core.backends.task import StepTask
     from zenml_collab.core.pipeline import Pipeline, StepNode
     from zenml_collab.core.repository import Repository
     from zenml_collab.core.run import Run, StepResult
@@ -67,7 +69,8 @@ def step_image(compute: ComputeConfig, backend: str) -> str:
     return image
 
 
-def make_backend(name: str, settings: Settings) -> Backend:
+def make_backend(name: str, settings: Settings,
+                 failure_reason: Callable[[StepTask], str | None] | None = None) -> Backend:
     compute = compute_settings(settings)
     root = settings.root
     metadata, meta_mounts = metadata_for_worker(settings.metadata, root)
@@ -83,7 +86,8 @@ def make_backend(name: str, settings: Settings) -> Backend:
     if name == "vertex":
         from zenml_collab.core.backends.vertex import vertex_backend
 
-        return vertex_backend(settings, compute, step_image(compute, "vertex"), artifacts)
+        return vertex_backend(settings, compute, step_image(compute, "vertex"), artifacts,
+                              failure_reason)
     raise ConfigError(f"unknown backend {name!r}", "use local, docker or vertex")
 
 
@@ -97,6 +101,13 @@ def launch(repo: Repository, pipeline: Pipeline, *, pipeline_id: int, context: R
     compute = compute_settings(settings)
     callback: Any = on_step
 
+    def failure_reason(task: StepTask) -> str | None:
+        """What the worker recorded when its step failed (the container's own message)."""
+        for record in repo.metadata.step_runs(task.run_id):
+            if record.step_name == task.step_name and record.status == "failed":
+                return record.reason.removeprefix("failed: ")
+        return None
+
     def on(result: StepResult) -> None:
         if callback is not None:
             callback(result)
@@ -104,7 +115,7 @@ def launch(repo: Repository, pipeline: Pipeline, *, pipeline_id: int, context: R
     launcher = Launcher(
         pipeline, pipeline_id=pipeline_id, metadata=repo.metadata, artifacts=repo.artifacts,
         context=context, backend_of=lambda node: backend_of(node, compute),
-        make_backend=lambda name: make_backend(name, settings),
+        make_backend=lambda name: make_backend(name, settings, failure_reason),
         pack_source=lambda: pack_source(repo.root, repo.artifacts).to_json(),
         max_parallel=compute.max_parallel, on_step=on, resume_hint=resume_hint)
     return launcher.run()

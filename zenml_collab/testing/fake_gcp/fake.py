@@ -72,6 +72,8 @@ class FakeGCP:
         return self
 
     def stop(self) -> None:
+        if getattr(self, "_vertex", None) is not None:
+            self._vertex.stop()  # cancels running jobs' containers
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -109,6 +111,7 @@ class FakeGCP:
             "COLLAB_RESOURCEMANAGER_ENDPOINT": self.url,
             "COLLAB_SERVICEUSAGE_ENDPOINT": f"{self.url}/",
             "STORAGE_EMULATOR_HOST": self.url,
+            "COLLAB_VERTEX_ENDPOINT": f"{self.url}/",
             "NO_GCE_CHECK": "True",
         }
 
@@ -319,6 +322,13 @@ class FakeGCP:
             self._mirrored.clear()
         finally:
             conn.close()
+
+    @property
+    def vertex(self) -> Any:
+        """Vertex AI custom jobs (:class:`~.vertex.VertexState`): ``jobs``, ``inject(kind)``."""
+        from zenml_collab.testing.fake_gcp.vertex import state_of
+
+        return state_of(self)
 
     # Cloud Storage ------------------------------------------------------------------------
     @property

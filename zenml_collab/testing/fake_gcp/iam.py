@@ -51,6 +51,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "roles/serviceusage.serviceUsageConsumer": frozenset({"serviceusage.services.get",
                                                           "serviceusage.services.list",
                                                           "serviceusage.services.use"}),
+    "roles/aiplatform.user": frozenset({"aiplatform.customJobs.*", "resourcemanager.projects.get"}),
+    "roles/iam.serviceAccountUser": frozenset({"iam.serviceAccounts.actAs",
+                                               "iam.serviceAccounts.get"}),
     "roles/resourcemanager.projectIamAdmin": frozenset({
         "resourcemanager.projects.getIamPolicy", "resourcemanager.projects.setIamPolicy"}),
 }

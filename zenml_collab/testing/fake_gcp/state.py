@@ -20,6 +20,7 @@ SERVICE_TITLES = {
     "cloudresourcemanager.googleapis.com": "Cloud Resource Manager API",
     "serviceusage.googleapis.com": "Service Usage API",
     "iam.googleapis.com": "Identity and Access Management (IAM) API",
+    "aiplatform.googleapis.com": "Vertex AI API",
 }
 DEFAULT_SERVICES = frozenset(SERVICE_TITLES)
 
@@ -28,6 +29,7 @@ API_SERVICE = {
     "sqladmin": "sqladmin.googleapis.com",
     "storage": "storage.googleapis.com",
     "resourcemanager": "cloudresourcemanager.googleapis.com",
+    "aiplatform": "aiplatform.googleapis.com",
 }
 
 
