@@ -5,7 +5,6 @@ from __future__ import annotations
 from zenml_collab import step
 from zenml_collab.core.pipeline import Pipeline
 
-
 FAIL = False  # a test sets it to make every executed step fail
 
 
