@@ -27,6 +27,8 @@ def _guide_splits() -> dict[str, pd.DataFrame]:
     from zenml_collab.data import load_diabetes
 
     data = RandomSplit(split_map={"train": 0.7, "eval": 0.3}, seed=42).run(load_diabetes())
+    if isinstance(data, dict):  # since issue 16 the split step also returns the data views
+        data = data["output"]
     return {str(k): g.drop(columns=[SPLIT_COLUMN])
             for k, g in data.groupby(SPLIT_COLUMN, sort=False)}
 

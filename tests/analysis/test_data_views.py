@@ -17,7 +17,7 @@ from zenml_collab.core.analysis.views import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from golden_cases import _guide_splits, _messy_splits, data_views  # noqa: E402
+from golden_cases import _guide_splits, _messy_splits, data_views
 
 
 def _joined(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from golden_cases import GOLDEN, compute_all  # noqa: E402
+from golden_cases import GOLDEN, compute_all
 
 
 def assert_close(got: Any, expected: Any, where: str = "") -> None:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from zenml_collab.core.pipeline import Pipeline
 from zenml_collab.core.step import BaseStep
-from zenml_collab.core.training import steps as s
 from zenml_collab.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from zenml_collab.core.analysis.statistics import Statistics
     from zenml_collab.core.repository import Repository
     from zenml_collab.core.run import Run
+    from zenml_collab.core.training.views import RunViews
 
 # step name -> the inputs it takes from earlier steps
 WIRING: dict[str, dict[str, str]] = {
@@ -58,6 +58,11 @@ class TrainingPipeline(Pipeline):
         if missing:
             raise PipelineError(f"add_{step_name} needs {', '.join(sorted(set(missing)))} first",
                                 f"add steps in order: {' -> '.join(ORDER)}")
+        # A source with several outputs (the split stores its data views too) feeds its data.
+        wanted = {arg: f"{src}.output" if "." not in src
+                  and len(self._nodes[src].impl.output_names) > 1
+                  and "output" in self._nodes[src].impl.output_names else src
+                  for arg, src in wanted.items()}
         node = self._make_node(step_obj, name=step_name, inputs=wanted, params=None,
                                backend=backend)
         # Replacing keeps the step's place; later steps refer to it by name.
@@ -103,10 +108,13 @@ class TrainingPipeline(Pipeline):
             self._run_cache = self._repo().latest_run(self.name)
         return self._run_cache
 
-    def _splits(self) -> dict[str, Any]:
-        data = self.latest_run().load("split")
-        return {str(k): g.drop(columns=[s.SPLIT_COLUMN])
-                for k, g in data.groupby(s.SPLIT_COLUMN, sort=False)}
+    def _views(self) -> RunViews:
+        """The data views of the latest run, read from its artifacts (see ``views.py``)."""
+        from zenml_collab.core.training.views import RunViews
+
+        repo = self._repo()
+        return RunViews(self.latest_run(), artifacts=repo.artifacts, metadata=repo.metadata,
+                        baseline=self._train_split())
 
     def _train_split(self) -> str:
         return str(self._nodes["preprocesser"].params.get("train_split", "train")) \
@@ -138,33 +146,30 @@ class TrainingPipeline(Pipeline):
         return value
 
     def view_schema(self, html: bool | str | Path = False, *, show: bool = True) -> Schema:
-        """Types, nullability and domains inferred from the train split."""
-        from zenml_collab.core.analysis.schema import infer_schema
+        """Types, nullability and domains inferred from the train split (stored with the run)."""
+        from zenml_collab.core.analysis.views import views_from_dicts
 
-        splits = self._splits()
-        return self._show(infer_schema(splits[self._train_split()]), "schema", html, show)
+        value = views_from_dicts(schema=self._views().document("schema"))["schema"]
+        return self._show(value, "schema", html, show)
 
     def view_statistics(self, html: bool | str | Path = False, *, show: bool = True) -> Statistics:
         """Per split and feature: counts, missing, moments, quantiles, top values, histograms."""
-        from zenml_collab.core.analysis.schema import infer_schema
-        from zenml_collab.core.analysis.statistics import compute_statistics
+        from zenml_collab.core.analysis.views import views_from_dicts
 
-        splits = self._splits()
-        schema = infer_schema(splits[self._train_split()])
-        return self._show(compute_statistics(splits, schema=schema), "statistics", html, show)
+        value = views_from_dicts(statistics=self._views().document("statistics"))["statistics"]
+        return self._show(value, "statistics", html, show)
 
     def view_anomalies(self, html: bool | str | Path = False, *, show: bool = True) -> Anomalies:
         """The eval split checked against the train split's schema and statistics."""
-        from zenml_collab.core.analysis.anomalies import detect_anomalies
-        from zenml_collab.core.analysis.schema import infer_schema
-        from zenml_collab.core.analysis.statistics import compute_statistics
+        from zenml_collab.core.analysis.views import views_from_dicts
 
-        splits = self._splits()
-        train, evaluated = self._train_split(), self._eval_split()
-        schema = infer_schema(splits[train])
-        stats = compute_statistics(splits, schema=schema)
-        value = detect_anomalies(schema, stats, splits[evaluated], split=evaluated, baseline=train)
-        return self._show(value, "anomalies", html, show)
+        checked = views_from_dicts(anomalies=self._views().document("anomalies"))["anomalies"]
+        evaluated = self._eval_split()
+        if evaluated not in checked:
+            raise PipelineError(
+                f"no anomaly check of split {evaluated!r} against {self._train_split()!r}",
+                f"checked splits: {', '.join(checked) or '(none)'}; evaluate another split")
+        return self._show(checked[evaluated], "anomalies", html, show)
 
     def evaluate(self, html: bool | str | Path = False, *, show: bool = True) -> Evaluation:
         """The evaluator's metrics, overall and per slice."""

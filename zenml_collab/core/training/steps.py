@@ -63,7 +63,15 @@ class CSVDatasource(BaseStep):
 
 
 class RandomSplit(BaseStep):
-    """Assigns each row to a split at random, reproducibly (``seed``)."""
+    """Assigns each row to a split at random, reproducibly (``seed``).
+
+    Besides the data (``output``) it stores the data views of the splits, computed while the
+    data is in memory: ``schema`` (inferred from ``train``, else the first split),
+    ``statistics`` (every split) and ``anomalies`` (every other split against that one), so
+    ``view_*`` and ``collab show`` only read them.
+    """
+
+    OUTPUTS = ("output", "schema", "statistics", "anomalies")
 
     def __init__(self, split_map: dict[str, float], seed: int = 42) -> None:
         if not split_map or any(not isinstance(v, (int, float)) or v <= 0
@@ -91,7 +99,13 @@ class RandomSplit(BaseStep):
             start = end
         out = data.copy()
         out[SPLIT_COLUMN] = labels.astype(str)
-        return out
+        from zenml_collab.core.analysis.views import compute_data_views, default_baseline
+
+        views = compute_data_views(out, split_column=SPLIT_COLUMN,
+                                   baseline=default_baseline([n for n in names
+                                                              if (labels == n).any()]))
+        return {"output": out, "schema": views.schema_dict(),
+                "statistics": views.statistics_dict(), "anomalies": views.anomalies_dict()}
 
 
 class StandardPreprocesser(BaseStep):
