@@ -71,3 +71,28 @@ def test_a_step_failing_in_its_container_fails_with_the_containers_message(
     run = repo.get_pipeline_runs("fails")[0]
     assert run.status == "failed"
     assert run.statuses["boom"] == "failed"
+
+
+def test_collab_image_build_installs_this_zenml_collab_on_the_base_and_records_the_image(
+        tmp_path: Path, docker_client: Any, step_image: str) -> None:
+    import subprocess
+    import sys
+
+    from zenml_collab.testing.base_image import ensure_base_image
+    from zenml_collab.testing.repos import make_git_repo
+
+    make_git_repo(tmp_path)
+    (tmp_path / ".collab").mkdir()
+    base = ensure_base_image(docker_client)
+    done = subprocess.run([sys.executable, "-c", "from zenml_collab.cli.main import main; main()",
+                           "image", "build", "--base", base, "--no-index", "--tag",
+                           "collab-test/cli-image:dev"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "collab-test/cli-image:dev" in (tmp_path / ".collab" / "local.yaml").read_text()
+    out = docker_client.containers.run("collab-test/cli-image:dev", [
+        "python3", "-c", "import zenml_collab.worker, importlib.metadata as m; "
+        "print(m.version('zenml-collab'))"], remove=True, network_mode="none")
+    from importlib.metadata import version
+
+    assert out.decode().strip() == version("zenml-collab")

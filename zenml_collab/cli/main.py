@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "proxy": ("zenml_collab.cli.join_cmd:proxy", "Start, stop and inspect the Cloud SQL proxy."),
     "doctor": ("zenml_collab.cli.doctor_cmd:doctor",
                "Diagnose permission and connectivity problems, with fixes."),
+    "image": ("zenml_collab.cli.image_cmd:image",
+              "Build (and push) the image docker and vertex steps run in."),
 }
 
 
