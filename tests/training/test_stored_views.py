@@ -162,3 +162,28 @@ def test_derived_views_equal_the_views_the_split_step_stores(team, monkeypatch):
     views = compute_data_views(frame, split_column="__split__", baseline="train")
     assert run.load("split", "statistics") == views.statistics_dict()
     assert run.load("split", "anomalies") == views.anomalies_dict()
+
+
+@pytest.mark.parametrize(("row", "fields"), [("1,2", 2), ("1,2,3,4", 4)])
+def test_a_csv_with_a_ragged_row_is_refused_naming_the_file_and_line(tmp_path, row, fields):
+    from zenml_collab.core.training.steps import check_ragged_rows
+    from zenml_collab.errors import ConfigError
+
+    raw = f"a,b,c\n1,2,3\n\"x,\ny\",5,6\n{row}\n7,8,9\n".encode()
+    with pytest.raises(ConfigError) as info:
+        check_ragged_rows(raw, "data/bad.csv", {})
+    assert info.value.message.startswith("data/bad.csv: line 5 has ")
+    assert f"has {fields} field(s), the header has 3" in info.value.message
+    check_ragged_rows(b"a,b,c\n1,2,3\n,,\n", "data/ok.csv", {})  # empty values are fine
+
+
+def test_a_pipeline_on_a_ragged_csv_fails_with_the_line(team, monkeypatch):
+    from zenml_collab.errors import CollabError
+
+    monkeypatch.chdir(team["alice"])
+    csv = team["alice"] / "data" / "diabetes.csv"
+    lines = csv.read_text().splitlines()
+    lines[10] = lines[10].rsplit(",", 1)[0]
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CollabError, match="line 11 has 9 field"):
+        build("Ragged").run(Repository(team["alice"]))

@@ -51,8 +51,10 @@ class CSVDatasource(BaseStep):
         import pandas as pd
 
         options = {k: v for k, v in self.params.items() if k not in ("name", "path")}
+        raw = _read_source(self.params["path"])
+        check_ragged_rows(raw, self.params["path"], options)
         try:
-            frame = pd.read_csv(io.BytesIO(_read_source(self.params["path"])), **options)
+            frame = pd.read_csv(io.BytesIO(raw), **options)
         except (ValueError, pd.errors.ParserError) as exc:
             raise ConfigError(f"cannot parse {self.params['path']!r} as CSV: {exc}",
                               "check the file, or pass read_csv options to CSVDatasource") from None
@@ -60,6 +62,57 @@ class CSVDatasource(BaseStep):
             raise ConfigError(f"datasource {self.params['path']!r} has no rows",
                               "point the datasource at a CSV file with a header and data")
         return frame
+
+
+def check_ragged_rows(raw: bytes, path: str, options: dict[str, Any]) -> None:
+    """Refuse a CSV with a row of more or fewer fields than its header, naming file and line.
+
+    pandas accepts both silently (a short row is padded with NaN; a long first row turns the
+    first column into the index). pyarrow's parser checks every row in C++, reading each field as
+    text (no type inference to trip over); only a bad row reaches Python. Files read with other
+    options than a delimiter are left to pandas, which then decides how to read them.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    if set(options) - {"sep", "delimiter"} or not raw.strip():
+        return
+    delimiter = str(options.get("sep") or options.get("delimiter") or ",")
+    if len(delimiter) != 1:
+        return
+    first = raw.split(b"\n", 1)[0]
+    bad: list[Any] = []
+
+    def on_bad_row(row: Any) -> str:
+        bad.append(row)
+        return "error"
+
+    try:
+        header = pc.read_csv(pa.py_buffer(first + b"\n"),
+                             parse_options=pc.ParseOptions(delimiter=delimiter)).column_names
+        pc.read_csv(pa.py_buffer(raw),
+                    parse_options=pc.ParseOptions(delimiter=delimiter,
+                                                  invalid_row_handler=on_bad_row),
+                    convert_options=pc.ConvertOptions(
+                        column_types=dict.fromkeys(header, pa.string())))
+    except pa.ArrowInvalid:
+        if not bad:
+            return  # not a row-length problem: pandas reports it in its own words
+    if not bad:
+        return
+    row = bad[0]
+    text = row.text.encode("utf-8", "replace")
+    found = [raw.find(b"\n" + text + end) for end in (b"\n", b"\r\n")]
+    if raw.endswith(b"\n" + text):
+        found.append(len(raw) - len(text) - 1)
+    at = min((f for f in found if f >= 0), default=-1)
+    line = raw.count(b"\n", 0, at + 1) + 1 if at >= 0 else None
+    where = f"line {line}" if line else "a row"
+    raise ConfigError(
+        f"{path}: {where} has {row.actual_columns} field(s), the header has "
+        f"{row.expected_columns}: {row.text[:80]!r}",
+        "every row needs one value per column (leave a missing value empty: a,,c); fix or "
+        "remove the row")
 
 
 class RandomSplit(BaseStep):
