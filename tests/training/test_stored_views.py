@@ -187,3 +187,11 @@ def test_a_pipeline_on_a_ragged_csv_fails_with_the_line(team, monkeypatch):
     csv.write_text("\n".join(lines) + "\n")
     with pytest.raises(CollabError, match="line 11 has 9 field"):
         build("Ragged").run(Repository(team["alice"]))
+
+
+def test_loading_the_split_of_a_recorded_run_gives_its_data_not_a_view(team, monkeypatch):
+    monkeypatch.chdir(team["alice"])
+    build("Pipeline A").run(Repository(team["alice"]))
+    recorded = Repository(team["alice"]).latest_run("Pipeline A")
+    assert "__split__" in recorded.load("split").columns
+    assert recorded.load("split", "statistics")["baseline"] == "train"

@@ -58,7 +58,9 @@ class Run:
              allow_pickle: bool = False) -> Any:
         """Load a step's output value from the artifact store (a pickle only if allowed)."""
         result = self[step_name]
-        name = output or next(iter(result.outputs), "")
+        # The default output ("output") first: recorded outputs come back in key order.
+        name = output or ("output" if "output" in result.outputs
+                          else next(iter(result.outputs), ""))
         if name not in result.outputs:
             raise PipelineError(f"step {step_name!r} has no output {name!r}",
                                 f"its outputs are: {', '.join(result.outputs) or 'none'}")
