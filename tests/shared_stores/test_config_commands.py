@@ -252,7 +252,7 @@ def test_cloudsql_keeps_the_instance_for_the_team_and_the_login_for_the_member(
 
 def test_switching_back_to_sqlite_drops_the_member_connection_details(repo: Path) -> None:
     assert collab(repo, "config", "metadata", "set", "cloudsql", "--instance",
-                  "p:europe-west1:i", "--database", "zenml", "--iam-user", "a@example.com",
+                  "my-proj:europe-west1:i", "--database", "zenml", "--iam-user", "a@example.com",
                   "--no-verify").returncode == 0
     done = collab(repo, "config", "metadata", "set", "sqlite")
     assert done.returncode == 0, done.stderr

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from zenml_collab import names
 from zenml_collab.config import (
     LOCAL_DIR,
     LOCAL_FILE,
@@ -128,6 +129,7 @@ def metadata_values(kind: str, **values: Any) -> dict[str, Any]:
                               "my-proj:europe-west1:zenml-metadata --database zenml --iam-user "
                               "you@example.com")
         parse_connection_name(out["instance"])
+        names.check_connection_name(out["instance"])
     if out.get("database") and not _DB_NAME.match(out["database"]):
         raise ConfigError(f"invalid database name {out['database']!r}",
                           "use letters, digits, '_', '$' or '-' (at most 64)")
@@ -299,7 +301,7 @@ def check_artifact_uri(uri: str) -> None:
         from zenml_collab.core.artifacts.gcs import parse_gcs_uri
 
         try:
-            parse_gcs_uri(uri)
+            names.check_bucket(parse_gcs_uri(uri)[0])
         except ConfigError as exc:
             raise ConfigError(f"artifacts.uri: {exc.message}", exc.hint) from None
     elif "://" in uri or not uri.strip():

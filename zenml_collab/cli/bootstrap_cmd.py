@@ -138,6 +138,7 @@ def bootstrap(project: str | None, region: str | None, instance: str, bucket: st
     from zenml_collab.infra.gcp.clients import GcpClients
     from zenml_collab.infra.gcp.credentials import find_credentials
 
+    _check_names(project, region, instance, bucket, tier, database)
     found = find_credentials()
     request = action.BootstrapRequest(
         project=_resolve_project(project, found), region=_resolve_region(region),
@@ -154,8 +155,6 @@ def bootstrap(project: str | None, region: str | None, instance: str, bucket: st
         if plan.disabled_services and not yes and not as_json and sys.stdin.isatty():
             enable = click.confirm(f"enable {', '.join(plan.disabled_services)} in "
                                    f"{request.project}?", default=True)
-        if plan.changes == 0 and not as_json:
-            console.print("[green]everything is in place[/]: no change made")
         try:
             result = action.apply(clients, plan, None if as_json else _on_progress,
                                   enable_services=enable)
@@ -167,13 +166,40 @@ def bootstrap(project: str | None, region: str | None, instance: str, bucket: st
                               f"re-run the same command{again}: it resumes from what "
                               "exists") from None
     root = action.config_root(directory)
+    before = _read(root / "collab.yaml")
     path, own = action.write_config(root, plan, result.passwords)
     handed = tuple(p for p in result.passwords if p is not own)
-    _finish(as_json, plan, applied=True, path=path, passwords=handed, own=own)
+    _finish(as_json, plan, applied=True, path=path, passwords=handed, own=own,
+            config_changed=_read(path) != before)
+
+
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+def _check_names(project: str | None, region: str | None, instance: str, bucket: str | None,
+                 tier: str, database: str) -> None:
+    """The names given as flags, checked before credentials are looked up or any request is
+    made (members, and defaults resolved later, are checked by ``BootstrapRequest.validated``).
+    """
+    from zenml_collab import names
+
+    if project:
+        names.check_project(project)
+        names.check_instance(instance, project=project)
+    else:
+        names.check_instance(instance)
+    if region:
+        names.check_region(region)
+    if bucket:
+        names.check_bucket(bucket)
+    names.check_tier(tier)
+    names.check_database(database)
 
 
 def _finish(as_json: bool, plan: Any, *, applied: bool, path: Path | None = None,
-            passwords: tuple[Any, ...] = (), own: Any = None) -> None:
+            passwords: tuple[Any, ...] = (), own: Any = None, config_changed: bool = True
+            ) -> None:
     if as_json:
         click.echo(json.dumps({
             "version": 1, "dry_run": not applied, "plan": plan.to_json(), "applied": applied,
@@ -185,7 +211,15 @@ def _finish(as_json: bool, plan: Any, *, applied: bool, path: Path | None = None
     if not applied:
         console.print(f"dry run: {plan.changes} change(s) planned, none made")
         return
-    console.print(f"[green]done[/]: {plan.changes} change(s); wrote {path}")
+    if plan.changes == 0 and not config_changed:
+        # A re-run on a complete setup: one coherent line, and no "next" steps to repeat.
+        console.print(f"[green]everything is in place[/]: no change made; {path} is up to date")
+        return
+    if plan.changes == 0:
+        console.print(f"[green]everything is in place[/] in Google Cloud: no change made there; "
+                      f"wrote {path}")
+    else:
+        console.print(f"[green]done[/]: {plan.changes} change(s); wrote {path}")
     if plan.grants:
         console.print(f"granted {len(plan.grants)} member(s) the database {plan.request.database}")
     if own is not None:

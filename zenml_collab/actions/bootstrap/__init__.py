@@ -24,6 +24,7 @@ from zenml_collab.actions.bootstrap.grants import grant_statement
 from zenml_collab.actions.bootstrap.model import (
     GRANT_ADMIN_USER,
     IAM_FLAG,
+    SSL_MODE,
     Action,
     ApplyResult,
     BindingChange,
@@ -48,6 +49,7 @@ __all__ = [
     "GRANT_ADMIN_USER",
     "IAM_FLAG",
     "PROJECT_STORAGE_ROLES",
+    "SSL_MODE",
     "Action",
     "ApplyResult",
     "BindingChange",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from zenml_collab.actions.bootstrap.grants import apply_grants
 from zenml_collab.actions.bootstrap.model import (
     IAM_FLAG,
+    SSL_MODE,
     ApplyResult,
     BindingChange,
     BootstrapRequest,
@@ -56,7 +57,11 @@ def _apply_instance(clients: GcpClients, plan_: Plan, on_progress: ProgressCallb
                 raise
             change = ResourceChange("sql_instance", req.instance, "wait")
     if change.action == "update":
-        on_progress(Progress(step, f"turning on {IAM_FLAG}"))
+        patched = change.settings.get("settings", {})
+        what = [f"turning on {IAM_FLAG}" if "databaseFlags" in patched else "",
+                "requiring client certificates (sslMode "
+                f"{SSL_MODE})" if "ipConfiguration" in patched else ""]
+        on_progress(Progress(step, "; ".join(w for w in what if w)))
         op = sqladmin.patch_instance(clients.sqladmin, req.project, req.instance,
                                      change.settings, retry=clients.retry)
         _wait(clients, op, step, on_progress)

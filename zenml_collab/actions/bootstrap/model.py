@@ -3,21 +3,27 @@ events and the result of :func:`~zenml_collab.actions.bootstrap.apply`."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from zenml_collab import names
 from zenml_collab.errors import CollabError
 from zenml_collab.infra.gcp import sqladmin
 from zenml_collab.infra.gcp.permissions import DbAuth, normalise_member
 
 Action = Literal["create", "update", "wait", "enable", "add", "grant", "none"]
 IAM_FLAG = "cloudsql_iam_authentication"
+# Cloud SQL accepts only connections with a client certificate it issued: what the Auth Proxy
+# and the Python connector present (an ephemeral certificate per member). No password-only or
+# unencrypted path to the database exists.
+SSL_MODE = "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
 # The built-in user bootstrap logs in as to GRANT members their database: Cloud SQL gives a new
 # IAM database user no privileges, and only a built-in user (role cloudsqlsuperuser) can grant.
 GRANT_ADMIN_USER = "collab-admin"
-_MEMBER = re.compile(r"^(user|serviceAccount):[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Each member gets their own database user: a group has none, so bootstrap takes people and
+# service accounts.
+MEMBER_KINDS = ("user", "serviceAccount")
 
 
 @dataclass(frozen=True)
@@ -39,13 +45,18 @@ class BootstrapRequest:
         return self.bucket or f"{self.project}-zenml-artifacts"
 
     def validated(self) -> BootstrapRequest:
-        """The request with members normalised; a malformed member is a user error."""
+        """The request with members normalised and every name checked against Google's
+        format (:mod:`zenml_collab.names`); a malformed one is a user error, raised before any
+        request is made."""
+        names.check_project(self.project)
+        names.check_region(self.region)
+        names.check_instance(self.instance, project=self.project)
+        names.check_database(self.database)
+        names.check_tier(self.tier)
+        names.check_bucket(self.bucket_name)
         members = tuple(dict.fromkeys(normalise_member(m) for m in self.members))
-        bad = [m for m in members if not _MEMBER.match(m)]
-        if bad:
-            raise CollabError(f"invalid member(s): {', '.join(bad)}",
-                              "use user:alice@example.com or serviceAccount:sa@p.iam."
-                              "gserviceaccount.com")
+        for member in members:
+            names.check_member(member, kinds=MEMBER_KINDS)
         if not members:
             raise CollabError("no members given", "pass --member user:you@example.com for each "
                                                   "teammate (you too)")

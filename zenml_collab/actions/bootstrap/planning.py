@@ -9,6 +9,7 @@ from typing import Any
 from zenml_collab.actions.bootstrap.model import (
     GRANT_ADMIN_USER,
     IAM_FLAG,
+    SSL_MODE,
     Action,
     BindingChange,
     BootstrapRequest,
@@ -65,11 +66,30 @@ def instance_body(req: BootstrapRequest) -> dict[str, Any]:
             "tier": req.tier,
             "backupConfiguration": {"enabled": True, "binaryLogEnabled": True},
             # A public IP, but no authorized networks: only the Auth Proxy/connector (IAM +
-            # TLS) can reach it.
-            "ipConfiguration": {"ipv4Enabled": True, "authorizedNetworks": []},
+            # TLS with a client certificate Cloud SQL issued) can reach it.
+            "ipConfiguration": {"ipv4Enabled": True, "authorizedNetworks": [],
+                                "sslMode": SSL_MODE},
             "databaseFlags": flags,
         },
     }
+
+
+def _settings_patch(req: BootstrapRequest, settings: dict[str, Any]) -> dict[str, Any]:
+    """What an existing instance lacks (the IAM flag, client certificates required), as the
+    body of ``instances.patch``; ``{}`` when nothing. Lists and nested objects are sent whole,
+    the values they already hold kept."""
+    wanted: dict[str, Any] = {}
+    flags = list(settings.get("databaseFlags", []))
+    if req.db_auth == "iam" and {"name": IAM_FLAG, "value": "on"} not in flags:
+        wanted["databaseFlags"] = [f for f in flags if f.get("name") != IAM_FLAG] + [
+            {"name": IAM_FLAG, "value": "on"}]
+    ip = dict(settings.get("ipConfiguration", {}))
+    if ip.get("sslMode") != SSL_MODE:
+        ip["sslMode"] = SSL_MODE
+        if "requireSsl" in ip:  # the legacy flag must agree with sslMode, or Google refuses
+            ip["requireSsl"] = True
+        wanted["ipConfiguration"] = ip
+    return {"settings": wanted} if wanted else {}
 
 
 def _check_admin(clients: GcpClients, req: BootstrapRequest) -> None:
@@ -133,15 +153,10 @@ def _plan_sql(clients: GcpClients, req: BootstrapRequest, sql_enabled: bool,
         raise CollabError(f"instance {req.instance} runs {inst.get('databaseVersion')}, "
                           "not MySQL 8", "pass --instance NAME to create a new one")
     settings = inst.get("settings", {})
-    flags = list(settings.get("databaseFlags", []))
     pending = inst.get("state") == "PENDING_CREATE"
     action: Action = "wait" if pending else "none"
-    patch: dict[str, Any] = {}
-    if req.db_auth == "iam" and {"name": IAM_FLAG, "value": "on"} not in flags:
-        # databaseFlags is replaced whole on patch: keep the others.
-        flags = [f for f in flags if f.get("name") != IAM_FLAG] + [{"name": IAM_FLAG,
-                                                                    "value": "on"}]
-        patch = {"settings": {"databaseFlags": flags}}
+    patch = _settings_patch(req, settings)
+    if patch:
         action = "update" if not pending else "wait"
     if not settings.get("backupConfiguration", {}).get("enabled"):
         warnings.append(f"backups are off on {req.instance}: "

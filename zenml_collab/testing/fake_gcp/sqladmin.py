@@ -71,6 +71,9 @@ def instance_json(fake: FakeGCP, inst: Instance) -> dict[str, Any]:
     body = copy.deepcopy(inst.resource)
     settings = body.setdefault("settings", {})
     settings.setdefault("tier", "db-f1-micro")
+    # Google always answers with an sslMode; an instance created without one allows both.
+    settings.setdefault("ipConfiguration", {}).setdefault("sslMode",
+                                                          sqladmin_catalog.DEFAULT_SSL_MODE)
     settings.update({"kind": "sql#settings", "settingsVersion": settings.get("settingsVersion",
                                                                              "1")})
     body.update({

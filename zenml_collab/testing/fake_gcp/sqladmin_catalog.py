@@ -38,6 +38,11 @@ MYSQL_FLAGS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "require_secure_transport": ("BOOLEAN", ("on", "off")),
 }
 DATABASE_VERSIONS = ("MYSQL_5_7", "MYSQL_8_0", "MYSQL_8_4", "POSTGRES_15", "POSTGRES_16")
+# settings.ipConfiguration.sslMode (the discovery document's enum) and the legacy requireSsl
+# value each may be paired with, for MySQL and PostgreSQL.
+SSL_MODES = {"ALLOW_UNENCRYPTED_AND_ENCRYPTED": False, "ENCRYPTED_ONLY": False,
+             "TRUSTED_CLIENT_CERTIFICATE_REQUIRED": True}
+DEFAULT_SSL_MODE = "ALLOW_UNENCRYPTED_AND_ENCRYPTED"
 
 
 def _invalid(message: str) -> errors.GoogleError:
@@ -57,6 +62,7 @@ def check_instance(body: dict[str, Any], *, creating: bool) -> None:
     tier = settings.get("tier")
     if tier is not None and tier not in TIERS and not _CUSTOM_TIER.match(tier):
         raise _invalid(f"Invalid Tier ({tier}) for (SECOND_GEN) Edition (ENTERPRISE).")
+    _check_ssl(settings.get("ipConfiguration") or {})
     for flag in settings.get("databaseFlags") or []:
         name, value = flag.get("name", ""), flag.get("value", "")
         if name not in MYSQL_FLAGS:
@@ -64,6 +70,17 @@ def check_instance(body: dict[str, Any], *, creating: bool) -> None:
         kind, allowed = MYSQL_FLAGS[name]
         if (allowed and value not in allowed) or (kind == "INTEGER" and not value.isdigit()):
             raise _invalid(f"Invalid flag value ({value}) for flag ({name}).")
+
+
+def _check_ssl(ip: dict[str, Any]) -> None:
+    """Refuse an unknown sslMode, or a legacy requireSsl that contradicts it (as Google does)."""
+    mode = ip.get("sslMode")
+    if mode is None:
+        return
+    if mode not in SSL_MODES:
+        raise _invalid(f"Invalid value for sslMode ({mode}).")
+    if "requireSsl" in ip and bool(ip["requireSsl"]) is not SSL_MODES[mode]:
+        raise _invalid(f"sslMode ({mode}) conflicts with requireSsl ({ip['requireSsl']}).")
 
 
 def list_tiers(fake: FakeGCP, call: Call) -> Reply:
