@@ -118,3 +118,43 @@ def test_a_retried_step_run_insert_records_the_step_once(tmp_repo):
     duplicate = StepRunRecord(**{**first.__dict__, "started_at": utcnow()})
     repo.metadata.record_step(duplicate)  # as a retry after a lost acknowledgement would
     assert [s.position for s in repo.metadata.step_runs(run.id)] == [0, 1]
+
+
+def test_mysql_error_codes_are_interpreted_only_by_the_one_classifier():
+    import re
+    from pathlib import Path
+
+    import zenml_collab
+
+    codes = re.compile(r"\b(1044|1045|1142|1205|1213|1227|1406|1698|2003|2006|2013|1146|1062)\b")
+    package = Path(zenml_collab.__file__).parent
+    offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
+                 if p.name != "dberrors.py" and "testing" not in p.parts
+                 and codes.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
+
+
+def test_driver_errors_are_classified_by_code_and_keep_it():
+    import sqlite3
+
+    import pymysql
+
+    from zenml_collab.dberrors import DbFault, classify, db_error
+
+    refused = db_error(pymysql.err.OperationalError(1045, "Access denied"), "the store")
+    assert (refused.fault, refused.db_code, refused.exit_code) == (DbFault.LOGIN_REFUSED, 1045, 3)
+    gone = db_error(pymysql.err.OperationalError(2013, "Lost connection"), "the store")
+    assert gone.fault.transient and gone.exit_code == 4
+    # The message text plays no part: the same words under another code mean something else.
+    assert classify(pymysql.err.OperationalError(1146, "Access denied")) is DbFault.NO_TABLE
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorname = "SQLITE_BUSY"  # what sqlite3 sets on a real busy error
+    assert classify(busy) is DbFault.LOCK_CONFLICT
+
+
+def test_a_sqlite_value_too_big_for_the_store_is_a_clear_error_before_any_write(tmp_repo):
+    from zenml_collab.core.metadata.store import MetadataStore
+    from zenml_collab.errors import PipelineError
+
+    with pytest.raises(PipelineError, match="at most 65,535"):
+        MetadataStore.check_limits("p", [("s", "m.s", {"x": "y" * 70_000})])

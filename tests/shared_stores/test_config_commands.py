@@ -25,6 +25,8 @@ def test_mysql_settings_are_split_between_team_and_member_files(
     assert done.returncode == 0, done.stderr
     team = yaml.safe_load((repo / "collab.yaml").read_text())
     local = yaml.safe_load((repo / ".collab/local.yaml").read_text())
+    store_id = team["metadata"].pop("store_id")  # the store's identity, checked by every command
+    assert len(store_id) == 32
     assert team["metadata"] == {"kind": "mysql", "database": mysql_login.database}
     assert local["metadata"] == {"host": mysql_login.host, "port": mysql_login.port,
                                  "username": mysql_login.user, "password": mysql_login.password}

@@ -171,7 +171,11 @@ def set_metadata(root: Path, values: dict[str, Any], *, password: str | None = N
                                {"password": env_password} if env_password else None)
     description, detail = describe_metadata(effective, root), ""
     if verify:
-        detail = verify_metadata(effective, root, create_database=create_database)
+        detail, store_id = verify_metadata(effective, root, create_database=create_database)
+        if store_id and team_part and new_team.metadata.store_id is None:
+            # The team file names the store it points at (checked by every command).
+            new_team = new_team.model_copy(update={
+                "metadata": new_team.metadata.model_copy(update={"store_id": store_id})})
     written = []
     if new_local != local:
         written.append(_write_local(root, new_local))
@@ -180,22 +184,31 @@ def set_metadata(root: Path, values: dict[str, Any], *, password: str | None = N
     return SetResult(tuple(written), description, detail, note)
 
 
-def verify_metadata(cfg: MetadataConfig, root: Path, *, create_database: bool = True) -> str:
-    """Connect, create the database if missing (and allowed), initialise an empty schema."""
-    from zenml_collab.core.metadata.store import HEAD_REVISION
+def verify_metadata(cfg: MetadataConfig, root: Path, *,
+                    create_database: bool = True) -> tuple[str, str | None]:
+    """Connect, create the database if missing (and allowed), initialise an empty schema.
+
+    Returns what was found and the store's id. A ``cfg.store_id`` must match (never
+    initialise a database that is not the named store).
+    """
+    from zenml_collab.core.metadata.schema import HEAD_REVISION, SchemaState
     from zenml_collab.core.stores import open_metadata_store
 
     if cfg.kind == "mysql" and create_database:
         _ensure_mysql_database(cfg)
     store = open_metadata_store(cfg, root)
     try:
-        before = store.revision()
-        if before is None:
-            store.upgrade()
-            return f"initialised an empty database with schema {HEAD_REVISION}"
-        if before != HEAD_REVISION:
-            return f"schema {before}: run `collab db upgrade` (this version needs {HEAD_REVISION})"
-        return f"schema {before} (current)"
+        if cfg.store_id is not None:
+            store.check_identity(cfg.store_id)
+        state = store.schema_state()
+        if state is SchemaState.EMPTY:
+            store.check_schema()  # initialises under the migration lock
+            return f"initialised an empty database with schema {HEAD_REVISION}", store.store_id()
+        before = store.revision()  # a foreign database raises here
+        if state is not SchemaState.CURRENT:
+            return (f"schema {before}: run `collab db upgrade` (this version needs "
+                    f"{HEAD_REVISION})"), store.store_id()
+        return f"schema {before} (current)", store.store_id()
     finally:
         store.engine.dispose()
 
@@ -205,9 +218,12 @@ def _ensure_mysql_database(cfg: MetadataConfig) -> None:
     import sqlalchemy as sa
 
     from zenml_collab.core.metadata.engine import mysql_url
-    from zenml_collab.errors import ConnectivityError, PermissionDeniedError
+    from zenml_collab.dberrors import DbFault, classify, db_error, driver_reason
 
     where = f"{cfg.host}:{cfg.port or 3306}"
+    create_hint = (f"ask the database admin to run `CREATE DATABASE \\`{cfg.database}\\`` and "
+                   f"`GRANT ALL PRIVILEGES ON \\`{cfg.database}\\`.* TO '{cfg.username}'@'%'`, "
+                   "or grant CREATE")
     engine = sa.create_engine(mysql_url(cfg).set(database=""),  # the server, no database
                               connect_args={"connect_timeout": 10}, poolclass=sa.pool.NullPool)
     try:
@@ -219,30 +235,24 @@ def _ensure_mysql_database(cfg: MetadataConfig) -> None:
                                      "CHARACTER SET utf8mb4"))
                 conn.commit()
     except sa.exc.DBAPIError as exc:
-        code = getattr(exc.orig, "args", [None])[0]
-        reason = getattr(exc.orig, "args", [None, str(exc.orig)])[-1]
-        if code in (1044, 1142):
-            raise PermissionDeniedError(
-                f"MySQL user {cfg.username!r} may not create the database {cfg.database!r} "
-                f"on {where}: {reason}",
-                f"ask the database admin to run `CREATE DATABASE \\`{cfg.database}\\`` and "
-                f"`GRANT ALL PRIVILEGES ON \\`{cfg.database}\\`.* TO '{cfg.username}'@'%'`, "
-                "or grant CREATE",
-            ) from None
-        if code == 1045:
-            raise PermissionDeniedError(
-                f"MySQL refused the login of {cfg.username!r} on {where}: {reason}",
-                "check the username and password (give it with --password-stdin or "
-                "COLLAB_DB_PASSWORD)",
-            ) from None
-        if code in (2003, 2005, 2006, 2013):
-            raise ConnectivityError(
-                f"cannot reach MySQL on {where}: {reason}",
-                "check the host and port, and that the server (or the Cloud SQL proxy: "
-                "`collab proxy status`) is running",
-            ) from None
-        raise ConfigError(f"MySQL on {where} failed: {reason}",
-                          "check the settings with `collab config show`") from None
+        fault = classify(exc)
+        denied = (f"MySQL user {cfg.username!r} may not create the database {cfg.database!r} "
+                  f"on {where}")
+        if fault is DbFault.OTHER:
+            raise ConfigError(f"MySQL on {where} failed: {driver_reason(exc)}",
+                              "check the settings with `collab config show`") from None
+        what = {DbFault.DATABASE_REFUSED: denied, DbFault.PRIVILEGE: denied,
+                DbFault.LOGIN_REFUSED: f"MySQL refused the login of {cfg.username!r} on {where}",
+                DbFault.UNREACHABLE: f"cannot reach MySQL on {where}",
+                DbFault.DISCONNECTED: f"cannot reach MySQL on {where}",
+                }.get(fault, f"MySQL on {where} failed")
+        raise db_error(exc, what, hints={
+            DbFault.DATABASE_REFUSED: create_hint, DbFault.PRIVILEGE: create_hint,
+            DbFault.LOGIN_REFUSED: "check the username and password (give it with "
+                                   "--password-stdin or COLLAB_DB_PASSWORD)",
+            DbFault.UNREACHABLE: "check the host and port, and that the server (or the Cloud "
+                                 "SQL proxy: `collab proxy status`) is running",
+        }) from None
     finally:
         engine.dispose()
 

@@ -11,7 +11,7 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 STATUS_STYLE = {"executed": "yellow", "cached": "green", "failed": "red",
-                "completed": "green", "running": "cyan"}
+                "completed": "green", "running": "cyan", "abandoned": "magenta"}
 
 
 def styled(status: str) -> str:

@@ -102,6 +102,52 @@ def runs_show(run_id: str) -> None:
                   f"{' (dirty)' if result.git_dirty else ''}   user: {result.user or '-'}")
 
 
+@runs.command("gc")
+@click.option("--older-than", default="1h", show_default=True,
+              help="Remove staging/download directories untouched for this long (90s, 30m, "
+                   "1h, 2d). Younger ones may belong to a save still in progress.")
+@click.option("--dry-run", is_flag=True, help="Report what would be done, change nothing.")
+def runs_gc(older_than: str, dry_run: bool) -> None:
+    """Mark runs whose process is gone as abandoned; remove stale temporary directories."""
+    from zenml_collab.config import LOCAL_DIR
+    from zenml_collab.core.housekeeping import parse_duration, remove_stale_tmp
+    from zenml_collab.core.repository import Repository
+
+    min_age = parse_duration(older_than)
+    repo = Repository()
+    if dry_run:
+        gone = [r for r in repo.metadata.list_runs(limit=10_000) if r.status == "abandoned"]
+    else:
+        gone = repo.metadata.mark_abandoned()
+    for record in gone:
+        console.print(f"{'would mark' if dry_run else 'marked'} run {record.id[:12]} of "
+                      f"{record.pipeline_name!r} abandoned (pid {record.pid} on "
+                      f"{record.hostname or '?'}, started {record.started_at:%Y-%m-%d %H:%M})")
+    tmp_dirs = [repo.root / LOCAL_DIR / "artifacts" / ".tmp",
+                repo.root / LOCAL_DIR / "cache" / ".tmp"]
+    uri = repo.settings.artifacts.uri
+    if "://" not in uri:
+        local = Path(uri).expanduser()
+        tmp_dirs.append((local if local.is_absolute() else repo.root / local) / ".tmp")
+    cleanup = remove_stale_tmp(tmp_dirs, min_age_s=min_age, dry_run=dry_run)
+    console.print(f"runs: {len(gone)} abandoned {'found' if dry_run else 'marked'}; "
+                  f"temporary directories: {len(cleanup.removed)} "
+                  f"{'would be ' if dry_run else ''}removed, {_size(cleanup.bytes_freed)} "
+                  f"{'would be ' if dry_run else ''}freed"
+                  + (f", {cleanup.kept} younger than {older_than} kept" if cleanup.kept else ""))
+
+
+def _size(n: int) -> str:
+    if n < 1000:
+        return f"{n} bytes"
+    value = float(n)
+    for unit in ("kB", "MB", "GB", "TB"):
+        value /= 1000
+        if value < 1000 or unit == "TB":
+            break
+    return f"{value:.1f} {unit}"
+
+
 @click.group()
 def db() -> None:
     """The metadata store's schema."""
@@ -116,6 +162,9 @@ def db_upgrade() -> None:
     repo = Repository()
     store = open_metadata_store(repo.settings.metadata, repo.root,
                                 credentials_file=repo.settings.local.credentials_file)
+    expected = repo.settings.metadata.store_id
+    if expected is not None:
+        store.check_identity(expected)  # never create or migrate another database
     before, after = store.upgrade()
     if before == after:
         console.print(f"{store.description}: already at schema {after}")
@@ -126,21 +175,24 @@ def db_upgrade() -> None:
 @db.command("status")
 def db_status() -> None:
     """Show the metadata store's schema revision."""
-    from zenml_collab.core.metadata.store import HEAD_REVISION
+    from zenml_collab.core.metadata.schema import HEAD_REVISION, SchemaState
     from zenml_collab.core.repository import Repository
     from zenml_collab.core.stores import open_metadata_store
 
     repo = Repository()
     store = open_metadata_store(repo.settings.metadata, repo.root,
                                 credentials_file=repo.settings.local.credentials_file)
+    state = store.schema_state()
+    if state is SchemaState.FOREIGN:
+        store.revision()  # raises the clear "not a zenml-collab store" error
     current = store.revision()
-    if current is None:
-        state = "empty: created on first use"
-    elif current == HEAD_REVISION:
-        state = "current"
-    elif current > HEAD_REVISION:
-        state = "newer than this zenml-collab: upgrade the package"
-    else:
-        state = "run `collab db upgrade`"
+    advice = {SchemaState.EMPTY: "empty: created on first use",
+              SchemaState.CURRENT: "current",
+              SchemaState.AHEAD: "newer than this zenml-collab: upgrade the package",
+              SchemaState.BEHIND: "run `collab db upgrade`"}[state]
+    expected = repo.settings.metadata.store_id
+    if expected is not None:
+        store.check_identity(expected)
     console.print(f"{store.description}: schema {current or '(empty)'}, "
-                  f"this version needs {HEAD_REVISION} ({state})")
+                  f"this version needs {HEAD_REVISION} ({advice})"
+                  + (f"; store id {store.store_id()}" if store.store_id() else ""))

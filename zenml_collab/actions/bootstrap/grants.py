@@ -26,8 +26,6 @@ from zenml_collab.infra.gcp import sqladmin
 from zenml_collab.infra.gcp.clients import GcpClients
 from zenml_collab.infra.gcp.retry import status_of
 
-# MySQL error codes for "access denied": to a database, for a user, command, and privilege.
-_ACCESS_DENIED = frozenset({1044, 1045, 1142, 1227, 1410})
 STEP = "database grants"
 
 
@@ -163,12 +161,12 @@ def _login(connector: Any, connection_name: str, password: str) -> Any:
 
 
 def _sql_error(exc: Exception, what: str) -> CollabError:
-    code = exc.args[0] if exc.args else None
-    text = exc.args[1] if len(exc.args) > 1 else str(exc)
-    if code in _ACCESS_DENIED:
-        return PermissionDeniedError(
-            f"{what}: MySQL error {code}: {text}",
-            f"{GRANT_ADMIN_USER} needs the cloudsqlsuperuser role (every built-in user the "
-            "Admin API creates has it)")
-    return ConnectivityError(f"{what}: MySQL error {code}: {text}",
-                             "check the instance is running")
+    from zenml_collab.dberrors import DbFault, db_error
+
+    admin = (f"{GRANT_ADMIN_USER} needs the cloudsqlsuperuser role (every built-in user the "
+             "Admin API creates has it)")
+    return db_error(exc, what, hints={
+        DbFault.LOGIN_REFUSED: admin, DbFault.DATABASE_REFUSED: admin, DbFault.PRIVILEGE: admin,
+        DbFault.UNREACHABLE: "check the instance is running",
+        DbFault.DISCONNECTED: "check the instance is running",
+        DbFault.OTHER: "check the instance is running"})

@@ -8,7 +8,6 @@ from typing import Literal
 from zenml_collab.actions.doctor.context import DbLogin, DoctorContext
 from zenml_collab.actions.doctor.model import Check, CheckResult, NotApplicable, failed, passed
 from zenml_collab.config import Settings
-from zenml_collab.errors import ConnectivityError, PermissionDeniedError
 
 Mode = Literal["proxy", "connector", "mysql", "sqlite"]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -133,23 +132,23 @@ def login(ctx: DoctorContext) -> DbLogin:
         with engine.connect() as conn:
             version, user = conn.execute(sa.text(query)).one()
     except sa.exc.DBAPIError as exc:
-        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-        if code == 1044:  # the login worked; the user holds no privileges on the database
-            raise PermissionDeniedError(
-                f"{store.description} refused the database: {exc.orig}",
-                "your database user has not been granted the database (Cloud SQL gives a new "
-                "IAM user no privileges): ask an admin to run `collab bootstrap --regrant` with "
-                "the team's usual bootstrap flags",
-            ) from None
-        if code in (1045, 1698):  # access denied for the user
-            raise PermissionDeniedError(
-                f"{store.description} refused the login: {exc.orig}",
-                "check metadata.username; for IAM logins an admin creates your database user "
-                "and grants it the database (`collab doctor --member ...` shows which)",
-            ) from None
-        raise ConnectivityError(f"cannot reach {store.description}: {exc.orig}",
-                                "check the proxy (`collab proxy status`) or the connector "
-                                "settings, then re-run") from None
+        from zenml_collab.dberrors import DbFault, classify, db_error
+
+        what = {DbFault.DATABASE_REFUSED: f"{store.description} refused the database",
+                DbFault.LOGIN_REFUSED: f"{store.description} refused the login",
+                DbFault.PRIVILEGE: f"{store.description} refused the database",
+                }.get(classify(exc), f"cannot reach {store.description}")
+        raise db_error(exc, what, hints={
+            # Logged in, but no privileges on the database (Cloud SQL gives a new IAM user none).
+            DbFault.DATABASE_REFUSED: "your database user has not been granted the database "
+            "(Cloud SQL gives a new IAM user no privileges): ask an admin to run `collab "
+            "bootstrap --regrant` with the team's usual bootstrap flags",
+            DbFault.LOGIN_REFUSED: "check metadata.username; for IAM logins an admin creates "
+            "your database user and grants it the database (`collab doctor --member ...` shows "
+            "which)",
+            DbFault.UNREACHABLE: "check the proxy (`collab proxy status`) or the connector "
+            "settings, then re-run",
+        }) from None
     return DbLogin(str(version), str(user), store.description)
 
 
@@ -159,13 +158,25 @@ def check_query(ctx: DoctorContext) -> CheckResult:
 
 
 def check_schema(ctx: DoctorContext) -> CheckResult:
-    from zenml_collab.core.metadata.store import HEAD_REVISION
+    """The store's identity (the same check every command makes), then its schema state."""
+    from zenml_collab.core.metadata.schema import HEAD_REVISION, SchemaState
+    from zenml_collab.errors import StoreIdentityError
 
     store = ctx.metadata_store()
-    current = store.revision()
-    if current == HEAD_REVISION:
+    expected = ctx.settings().metadata.store_id
+    if expected is not None:
+        try:
+            store.check_identity(expected)
+        except StoreIdentityError as exc:
+            return failed(exc.message, exc.hint or "", "connectivity")
+    state = store.schema_state()
+    current = store.revision() if state is not SchemaState.FOREIGN else None
+    if state is SchemaState.CURRENT:
         return passed(f"schema {current} is current")
-    if current is None or current < HEAD_REVISION:
+    if state is SchemaState.FOREIGN:
+        return failed(f"{store.description} holds tables that are not a zenml-collab store",
+                      "point the metadata store at an empty database of its own")
+    if state in (SchemaState.EMPTY, SchemaState.BEHIND):
         return failed(f"{store.description} is at schema {current or '(empty)'}, this "
                       f"zenml-collab needs {HEAD_REVISION}",
                       "run `collab db upgrade` (back up a shared store first; "

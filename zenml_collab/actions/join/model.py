@@ -105,12 +105,13 @@ class SchemaCheck:
     revision: str | None
     head: str
     initialised: bool  # this join created the schema in an empty database
+    store_id: str | None = None  # the store's identity, recorded in collab.yaml
 
     @property
     def state(self) -> str:
-        if self.revision == self.head:
-            return "current"
-        return "behind" if self.revision is None or self.revision < self.head else "ahead"
+        from zenml_collab.core.metadata.schema import state_of
+
+        return state_of(self.revision, has_tables=True).value
 
     @property
     def advice(self) -> str | None:

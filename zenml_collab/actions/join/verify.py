@@ -11,17 +11,25 @@ from zenml_collab.errors import CollabError, ConnectivityError, PermissionDenied
 
 
 def verify_metadata(cfg: MetadataConfig, root: Path, member: str) -> tuple[SchemaCheck, str]:
-    """Open the store, read its schema revision; initialise an empty database (never migrate)."""
-    from zenml_collab.core.metadata.store import HEAD_REVISION
+    """Open the store, read its schema state; initialise an empty database (never migrate).
+
+    When ``collab.yaml`` names the team's store (``metadata.store_id``), the database must be
+    that store: an empty or different one is refused, never initialised.
+    """
+    from zenml_collab.core.metadata.schema import HEAD_REVISION, SchemaState
     from zenml_collab.core.stores import open_metadata_store
 
     store = open_metadata_store(cfg, root)
     try:
-        revision, initialised = store.revision(), False
-        if revision is None:
-            store.upgrade()
-            revision, initialised = HEAD_REVISION, True
-        return SchemaCheck(revision, HEAD_REVISION, initialised), store.description
+        if cfg.store_id is not None:
+            store.check_identity(cfg.store_id)
+        initialised = False
+        if store.schema_state() is SchemaState.EMPTY:
+            store.check_schema()  # initialises under the migration lock
+            initialised = True
+        revision = store.revision()
+        return (SchemaCheck(revision, HEAD_REVISION, initialised, store.store_id()),
+                store.description)
     except CollabError as exc:
         raise _login_refused(exc, cfg, member) or exc from None
     except Exception as exc:  # the in-process connector raises its HTTP client's errors
@@ -42,9 +50,12 @@ def verify_metadata(cfg: MetadataConfig, root: Path, member: str) -> tuple[Schem
 
 
 def _login_refused(exc: CollabError, cfg: MetadataConfig, member: str) -> CollabError | None:
-    if "(1045," not in exc.message and "(1044," not in exc.message:
+    from zenml_collab.dberrors import DbFault, fault_of
+
+    fault = fault_of(exc)
+    if fault not in (DbFault.LOGIN_REFUSED, DbFault.DATABASE_REFUSED):
         return None
-    if "(1044," in exc.message:
+    if fault is DbFault.DATABASE_REFUSED:
         # The user exists but was never granted the database (an interrupted bootstrap, or a
         # user made by hand): bootstrap repairs exactly this.
         return PermissionDeniedError(

@@ -98,12 +98,14 @@ class SchemaStore(StoreConnection):
         """
         revision, has_tables, store_id = self._inspect()
         state = state_of(revision, has_tables)
-        if state in (SchemaState.EMPTY, SchemaState.FOREIGN) and expected_store_id is None:
-            # Decide under the lock: a teammate may be creating the schema right now.
+        if state is not SchemaState.CURRENT:
+            # Decide under the lock: a teammate may be creating or migrating the schema right
+            # now (SQLite and MySQL commit each DDL statement: a half-built schema is visible).
             with self._migration_lock():
                 revision, has_tables, store_id = self._inspect()
                 state = state_of(revision, has_tables)
-                if state is SchemaState.EMPTY and create_if_empty:
+                if (state is SchemaState.EMPTY and create_if_empty
+                        and expected_store_id is None):
                     self._upgrade_locked("head", revision)
                     return
         if expected_store_id is not None:
