@@ -192,8 +192,9 @@ def driver_reason(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     args = getattr(orig, "args", None)
     if args and len(args) > 1 and isinstance(args[0], int):
-        return f"({args[0]}) {args[1]}"
-    return str(orig)
+        return f"MySQL error {args[0]}: {args[1]}"
+    name = getattr(orig, "sqlite_errorname", None)
+    return f"SQLite {name}: {orig}" if name else str(orig)
 
 
 def db_error(exc: BaseException, what: str, *,
