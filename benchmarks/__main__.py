@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import (
+    bench_data,
     bench_distance,
     bench_lookup,
     bench_pipelines,
@@ -42,6 +43,7 @@ SECTIONS: dict[str, Callable[[Context], list[Figure]]] = {
     "shared": bench_shared.run,
     "team": bench_team.run,
     "distance": bench_distance.run,
+    "data": bench_data.run,
 }
 
 

@@ -108,6 +108,22 @@ TARGETS = (
 )
 
 
+DATA_TARGETS = (
+    Target("data_views_extra", "data: stats + schema (+ anomalies) of 1M x 6 within the run "
+           "<= 1.0 s extra", _at_most("data_views_compute", 1.0)),
+    *(Target(f"data_{v}", f"data: {v}() <= 0.2 s in a fresh process (1M x 6)",
+             _at_most(f"data_{v}", 0.2)) for v in ("view_schema", "view_statistics",
+                                                     "view_anomalies")),
+    Target("data_vs_plain_time", "data: cold TrainingPipeline <= 1.5x plain pandas + sklearn "
+           "(time)", _extra("data_pipeline_cold", "vs_plain_time", 1.5, at_least=False),
+           unit="x"),
+    Target("data_vs_plain_memory", "data: cold TrainingPipeline <= 1.5x plain pandas + sklearn "
+           "(peak memory)", _extra("data_pipeline_cold", "vs_plain_memory", 1.5, at_least=False),
+           unit="x"),
+)
+TARGETS = (*TARGETS, *DATA_TARGETS)
+
+
 def evaluate(figs: Figures) -> list[dict[str, Any]]:
     out = []
     for target in TARGETS:
