@@ -140,11 +140,12 @@ def run(ctx: Context) -> list[Figure]:
 
     from zenml_collab.core.analysis.views import compute_data_views
 
-    split = pipeline_ws.repository().latest_run("data").load("split")
+    held = {"split": pipeline_ws.repository().latest_run("data").load("split")}
     views = measure("data_views_compute", f"schema + statistics + anomalies of the splits, "
                     f"{label} (in-process, part of the split step)",
-                    lambda: compute_data_views(split, split_column="__split__"), repeat=repeat)
-    del split
+                    lambda: compute_data_views(held["split"], split_column="__split__"),
+                    repeat=repeat)
+    held.clear()
     figures.append(views)
     ws = pipeline_ws
     for view in ("view_schema", "view_statistics", "view_anomalies"):
