@@ -64,6 +64,7 @@ class FakeGCP:
         self._log_lock = threading.Lock()
         self._storage_lock = threading.Lock()
         self._mirrored: list[tuple[str, str]] = []  # ("database" | "user", name) we created
+        self._vertex: Any = None  # VertexState, made on first use of ``vertex``
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> FakeGCP:
@@ -72,7 +73,7 @@ class FakeGCP:
         return self
 
     def stop(self) -> None:
-        if getattr(self, "_vertex", None) is not None:
+        if self._vertex is not None:
             self._vertex.stop()  # cancels running jobs' containers
         if self._http is not None:
             self._http.shutdown()

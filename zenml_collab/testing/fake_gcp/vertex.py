@@ -205,11 +205,10 @@ class VertexState:
 
 def state_of(fake: FakeGCP) -> VertexState:
     with fake.world.lock:
-        existing = getattr(fake, "_vertex", None)
-        if existing is None:
-            existing = VertexState(fake)
-            fake._vertex = existing  # type: ignore[attr-defined]
-        return existing
+        if fake._vertex is None:
+            fake._vertex = VertexState(fake)
+        state: VertexState = fake._vertex
+        return state
 
 
 def _location(fake: FakeGCP, call: Call) -> tuple[Any, str, str]:
