@@ -61,7 +61,8 @@ def test_committed_key_file_is_reported_with_the_command_to_untrack_it(repo: Tmp
     assert "git rm --cached keys/sa.json" in (result.fix or "")
 
 
-def test_fix_adds_the_ignore_line_and_the_check_then_passes(repo: TmpRepo) -> None:
+def test_fix_ignores_the_local_dir_in_the_clone_only_and_the_check_then_passes(
+        repo: TmpRepo) -> None:
     (repo.root / ".gitignore").write_text("*.pyc\n")
     first = doctor(repo.root, only=["repo.ignored"])
     assert first.get("repo.ignored").status == "fail" and first.exit_code == 1
@@ -69,8 +70,9 @@ def test_fix_adds_the_ignore_line_and_the_check_then_passes(repo: TmpRepo) -> No
     assert fixed.get("repo.ignored").status == "pass"
     assert [(a.check_id, a.action, a.ok) for a in fixed.applied] == [
         ("repo.ignored", "ignore", True)]
-    assert (repo.root / ".gitignore").read_text().splitlines()[0] == "*.pyc"
-    assert ".collab/" in (repo.root / ".gitignore").read_text().splitlines()
+    # collab.yaml is committed (a team's clone): the shared .gitignore stays as it was.
+    assert (repo.root / ".gitignore").read_text() == "*.pyc\n"
+    assert ".collab/" in (repo.root / ".git/info/exclude").read_text().splitlines()
 
 
 def test_outside_any_repository_the_repo_checks_fail_with_how_to_start(tmp_path: Path) -> None:
@@ -113,3 +115,31 @@ def test_a_local_config_readable_by_others_is_a_warning_with_chmod(repo: TmpRepo
     local.chmod(0o644)
     result = doctor(repo.root, only=["repo.config"]).get("repo.config")
     assert result.status == "warn" and f"chmod 600 {local}" in (result.fix or "")
+
+
+def test_init_in_a_clone_of_a_committed_team_repo_ignores_locally_not_in_gitignore(
+        tmp_path: Path) -> None:
+    from zenml_collab.actions.init import init_repo
+    from zenml_collab.testing.repos import git, make_git_repo
+
+    root = tmp_path / "clone"
+    make_git_repo(root)
+    (root / "collab.yaml").write_text("artifacts:\n  uri: team-artifacts\n")
+    git(root, "add", "collab.yaml")
+    git(root, "commit", "-q", "-m", "team")
+    result = init_repo(root)
+    assert result.gitignore_updated == ".git/info/exclude"
+    assert not (root / ".gitignore").exists()
+    assert git(root, "status", "--porcelain") == ""
+    assert doctor(root, only=["repo.ignored"]).get("repo.ignored").status == "pass"
+
+
+def test_init_of_a_new_team_repo_writes_the_gitignore_to_commit(tmp_path: Path) -> None:
+    from zenml_collab.actions.init import init_repo
+    from zenml_collab.testing.repos import make_git_repo
+
+    root = tmp_path / "new"
+    make_git_repo(root)
+    assert init_repo(root).gitignore_updated == ".gitignore"
+    assert ".collab/" in (root / ".gitignore").read_text().splitlines()
+    assert init_repo(root).gitignore_updated is None

@@ -118,8 +118,11 @@ def test_python_connector_join_verifies_both_stores_and_a_second_join_changes_no
     # The probe object is gone again; nothing secret or personal reached a tracked file.
     objects = [o for o in team.fake.requests if o.method == "DELETE" and ".collab-probe-" in o.path]
     assert len(objects) == 1 and objects[0].status in (200, 204)
-    # `collab init`'s only visible change: .collab/ is ignored (a new .gitignore here).
-    assert git(repo, "status", "--porcelain") == "?? .gitignore"
+    # Joining leaves no untracked file: .collab/ is ignored in .git/info/exclude. The first
+    # member, whose join created the store, records its id in collab.yaml to commit.
+    assert git(repo, "status", "--porcelain") == "M collab.yaml"
+    assert "commit it" in first.stdout
+    assert ".collab/" in (repo / ".git" / "info" / "exclude").read_text()
     assert member.email not in tracked_text(repo) and "key" not in git(repo, "ls-files")
 
     written = local_file.read_bytes()
@@ -257,3 +260,33 @@ def test_member_whose_database_user_was_never_granted_is_told_to_ask_for_regrant
     assert "collab bootstrap ... --regrant" in err
     assert "Traceback" not in done.stderr
     assert not (repo / ".collab" / "local.yaml").exists()
+
+
+@pytest.mark.parametrize("second_joins_before_pulling", [True, False])
+def test_two_members_join_in_either_order_and_both_pull_cleanly(
+    team: Team, second_joins_before_pulling: bool,
+) -> None:
+    first, second = team.member("fay"), team.member("gus")
+    a, b = team.repo("fay"), team.repo("gus")
+    joined = collab(a, "join", "--connector", "python", env=first.env)
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    if second_joins_before_pulling:
+        joined = collab(b, "join", "--connector", "python", env=second.env)
+        assert joined.returncode == 0, joined.stdout + joined.stderr
+    # A member commits everything they see (the habit that collided before) and pushes.
+    (a / "notes.md").write_text("fay's notes\n")
+    git(a, "add", "-A")
+    git(a, "commit", "-q", "-m", "fay: notes")
+    git(a, "push", "-q", "origin", "main")
+    assert ".gitignore" not in git(a, "ls-files").split()
+    assert git(b, "pull", "-q", "--no-rebase", "origin", "main") == ""
+    if not second_joins_before_pulling:
+        joined = collab(b, "join", "--connector", "python", env=second.env)
+        assert joined.returncode == 0, joined.stdout + joined.stderr
+    assert git(b, "status", "--porcelain") == ""
+    (b / "more.md").write_text("gus\n")
+    git(b, "add", "-A")
+    git(b, "commit", "-q", "-m", "gus: more")
+    git(b, "push", "-q", "origin", "main")
+    git(a, "pull", "-q", "--no-rebase", "origin", "main")
+    assert (a / "more.md").exists() and git(a, "status", "--porcelain") == ""

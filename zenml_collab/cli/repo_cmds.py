@@ -19,8 +19,10 @@ def init(directory: Path) -> None:
     result = init_repo(directory)
     verb = "initialised" if result.created else "already initialised"
     console.print(f"{verb}: {result.root}")
-    if result.gitignore_updated:
-        console.print("added .collab/ to .gitignore")
+    if result.gitignore_updated == ".gitignore":
+        console.print("added .collab/ to .gitignore (commit it with collab.yaml)")
+    elif result.gitignore_updated:
+        console.print(f"added .collab/ to {result.gitignore_updated} (your clone only)")
     console.print(f"metadata store: {result.metadata} (schema {result.schema_revision})")
     console.print(f"artifact store: {result.artifacts}")
 

@@ -40,6 +40,9 @@ def write_config(root: Path, plan_: Plan, passwords: tuple[MemberPassword, ...] 
     """Write ``collab.yaml``; the admin's own generated password (if any) goes to their
     ``.collab/local.yaml`` (0600). Returns the team file and the password kept locally."""
     path = write_team_config(root, team_config(plan_, load_team_config(root)))
+    from zenml_collab.actions.init import ensure_ignored
+
+    ensure_ignored(root)  # .gitignore, committed with collab.yaml: members then change nothing
     admin = normalise_member(plan_.admin) if plan_.admin else None
     own = next((p for p in passwords if p.member == admin), None)
     if own is not None:

@@ -17,7 +17,7 @@ def add_ignore_line(ctx: DoctorContext) -> str:
 
     root = ctx.git_root() or ctx.root()
     changed = ensure_ignored(root)
-    return f"added {IGNORE_LINE} to .gitignore" if changed else ".gitignore already had it"
+    return f"added {IGNORE_LINE} to {changed}" if changed else f"git already ignores {IGNORE_LINE}"
 
 
 def start_proxy(ctx: DoctorContext) -> str:

@@ -51,15 +51,16 @@ def check_config(ctx: DoctorContext) -> CheckResult:
 
 
 def check_ignored(ctx: DoctorContext) -> CheckResult:
-    from zenml_collab.actions.init import is_ignored
+    from zenml_collab.actions.init import ignore_target, is_ignored
 
     root = ctx.git_root()
     assert root is not None  # repo.git passed
     if is_ignored(root):
-        return passed(f"{LOCAL_DIR}/ is in .gitignore")
-    return failed(f"{LOCAL_DIR}/ is not in .gitignore: your local.yaml (and any password in it) "
+        return passed(f"git ignores {LOCAL_DIR}/")
+    target = ignore_target(root)
+    return failed(f"git does not ignore {LOCAL_DIR}/: your local.yaml (and any password in it) "
                   "could be committed",
-                  f"add the line `{LOCAL_DIR}/` to .gitignore (`collab doctor --fix` does it)",
+                  f"add the line `{LOCAL_DIR}/` to {target} (`collab doctor --fix` does it)",
                   auto_fix="ignore")
 
 
