@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from distance_relays import Distance
 
 from zenml_collab.testing.latency import LatencyRelay, WaveClock
 
 HERE = Path(__file__).parent
 DELAY_MS = 3
-
-
-@dataclass
-class Distance:
-    db: LatencyRelay
-    gcs: LatencyRelay
-    clock: WaveClock
-    url: Any  # the database's URL through the relay
-    bucket: str
-    endpoint: str  # fake-gcs-server itself, for changes behind the store's back
-
-    def reset(self) -> None:
-        self.db.reset()
-        self.gcs.reset()
-        self.clock.reset()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -10,27 +9,13 @@ from pathlib import Path
 
 import distance_steps as steps
 import pytest
-from conftest import Distance
+from distance_relays import Distance, distant_repo
 
 from zenml_collab import Repository
-from zenml_collab.actions.config import metadata_values, set_artifacts, set_metadata
 from zenml_collab.errors import StepFailedError
 from zenml_collab.testing.sql import count_statements
 
 pytestmark = [pytest.mark.mysql, pytest.mark.gcs]
-
-
-def distant_repo(root: Path, distance: Distance) -> Repository:
-    root.mkdir(parents=True)
-    for args in (["init", "-q", "--initial-branch=main"], ["config", "user.name", "m"],
-                 ["config", "user.email", "m@example.com"]):
-        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
-    url = distance.url
-    set_metadata(root, metadata_values("mysql", host=url.host, port=url.port,
-                                       username=url.username, database=url.database),
-                 password=url.password)
-    set_artifacts(root, f"gs://{distance.bucket}/team")
-    return Repository(root)
 
 
 @dataclass(frozen=True)

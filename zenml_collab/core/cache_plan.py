@@ -8,9 +8,9 @@ other: at 50 ms from the stores a cached 20-step run waits seconds for nothing. 
 2. walking the DAG locally, each step's key is computed from the outputs its upstream steps
    would have if they are hits; a key equal to the previous run's, with a cache entry, is a
    candidate, and so are its outputs for the steps downstream;
-3. every candidate's artifacts are checked at once (concurrently: one round trip of wall
-   time); a candidate is a confirmed hit when all its artifacts are present and all its
-   upstream steps are confirmed hits.
+3. every candidate's artifacts are checked at once (concurrently, while the run's start is
+   written: one round trip of wall time for both); a candidate is a confirmed hit when all
+   its artifacts are present and all its upstream steps are confirmed hits.
 
 The cache rule is unchanged: a hit is a key with a cache entry whose artifacts exist. Anything
 not confirmed here (a new key, a missing or corrupt artifact, a pipeline never run before)
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,16 +71,23 @@ def plan_hits(nodes: tuple[StepNode, ...], prior: Mapping[str, PriorStep],
               artifacts: ArtifactStore,
               fingerprint: Callable[[StepNode], str | None]) -> dict[str, Hit]:
     """The steps of ``nodes`` (topologically ordered) that are confirmed cache hits."""
+    found = candidates(nodes, prior, fingerprint)
+    return confirm(nodes, found, PresenceChecks(artifacts, found).result())
+
+
+def candidates(nodes: tuple[StepNode, ...], prior: Mapping[str, PriorStep],
+               fingerprint: Callable[[StepNode], str | None]) -> dict[str, Hit]:
+    """The steps whose key, predicted along the DAG, has a cache entry (no I/O)."""
     if not prior:
         return {}
-    candidates: dict[str, Hit] = {}
+    found: dict[str, Hit] = {}
     for node in nodes:
         before = prior.get(node.name)
         if before is None or before.cached_outputs is None:
             continue
-        if any(i.step not in candidates for i in node.inputs):
+        if any(i.step not in found for i in node.inputs):
             continue  # an upstream step may execute: its outputs are not known yet
-        expected = {i.step: candidates[i.step].outputs for i in node.inputs}
+        expected = {i.step: found[i.step].outputs for i in node.inputs}
         try:
             key = step_key(node, expected, fingerprint)
         except Exception:  # the per-step path fingerprints again and reports the error
@@ -94,20 +101,49 @@ def plan_hits(nodes: tuple[StepNode, ...], prior: Mapping[str, PriorStep],
             continue  # the per-step path reads it again and reports it
         if set(outputs) != set(node.impl.output_names):
             continue
-        candidates[node.name] = Hit(key, outputs)
-    if not candidates:
-        return {}
-    refs = {ref.hash: ref for hit in candidates.values() for ref in hit.outputs.values()}
-    present = check_present(artifacts, list(refs.values()))
+        found[node.name] = Hit(key, outputs)
+    return found
+
+
+def confirm(nodes: tuple[StepNode, ...], found: Mapping[str, Hit],
+            present: Mapping[str, bool]) -> dict[str, Hit]:
+    """The candidates whose artifacts are all present and whose upstream steps are hits."""
     confirmed: dict[str, Hit] = {}
     for node in nodes:
-        hit = candidates.get(node.name)
-        if hit is None or not all(present[r.hash] for r in hit.outputs.values()):
+        hit = found.get(node.name)
+        if hit is None or not all(present.get(r.hash, False) for r in hit.outputs.values()):
             continue
         if all(i.step in confirmed for i in node.inputs):
             confirmed[node.name] = hit
     log.debug("cache plan: %d of %d steps confirmed hits", len(confirmed), len(nodes))
     return confirmed
+
+
+class PresenceChecks:
+    """The existence checks of the candidates' artifacts, in flight from construction.
+
+    On a remote store they run concurrently on a thread pool, so the caller can send its own
+    statements meanwhile (the run's start overlaps the checks: one round trip of wall time
+    for both); :meth:`result` waits for them.
+    """
+
+    def __init__(self, artifacts: ArtifactStore, found: Mapping[str, Hit]) -> None:
+        self._artifacts = artifacts
+        refs = {ref.hash: ref for hit in found.values() for ref in hit.outputs.values()}
+        self._refs = list(refs.values())
+        self._futures: list[Future[bool]] | None = None
+        if _is_remote(artifacts) and len(self._refs) > 1:
+            _widen_pool(artifacts, MAX_CHECKS_IN_FLIGHT)
+            pool = ThreadPoolExecutor(max_workers=min(MAX_CHECKS_IN_FLIGHT, len(self._refs)),
+                                      thread_name_prefix="collab-presence")
+            self._futures = [pool.submit(_is_present, artifacts, ref) for ref in self._refs]
+            pool.shutdown(wait=False)  # the workers finish what was submitted, then exit
+
+    def result(self) -> dict[str, bool]:
+        if self._futures is None:
+            return {ref.hash: _is_present(self._artifacts, ref) for ref in self._refs}
+        return {ref.hash: future.result()
+                for ref, future in zip(self._refs, self._futures, strict=True)}
 
 
 def _is_present(artifacts: ArtifactStore, ref: ArtifactRef) -> bool:
@@ -119,17 +155,9 @@ def _is_present(artifacts: ArtifactStore, ref: ArtifactRef) -> bool:
     return artifacts.exists(ref)
 
 
-def check_present(artifacts: ArtifactStore, refs: list[ArtifactRef]) -> dict[str, bool]:
-    """Which of ``refs`` are stored, checked concurrently on a remote store."""
-    remote = getattr(artifacts, "client", None) is not None or str(
+def _is_remote(artifacts: ArtifactStore) -> bool:
+    return getattr(artifacts, "client", None) is not None or str(
         getattr(artifacts, "uri", "")).startswith("gs://")
-    if not remote or len(refs) <= 1:
-        return {ref.hash: _is_present(artifacts, ref) for ref in refs}
-    _widen_pool(artifacts, MAX_CHECKS_IN_FLIGHT)
-    with ThreadPoolExecutor(max_workers=min(MAX_CHECKS_IN_FLIGHT, len(refs)),
-                            thread_name_prefix="collab-presence") as pool:
-        found = list(pool.map(lambda ref: _is_present(artifacts, ref), refs))
-    return {ref.hash: ok for ref, ok in zip(refs, found, strict=True)}
 
 
 def _widen_pool(artifacts: ArtifactStore, size: int) -> None:

@@ -107,7 +107,7 @@ class Repository:
         """Register (once), record the config file, run, and freeze ``pipeline``."""
         from zenml_collab.core.environment import capture_environment
         from zenml_collab.core.git import git_info
-        from zenml_collab.core.runner import RunContext, run_pipeline
+        from zenml_collab.core.runner import RunContext, prepare_run, run_pipeline
 
         self._importable()
         git = git_info(self.root)
@@ -129,9 +129,15 @@ class Repository:
                                                    for n in pipeline.steps])
         with self.metadata.run_session():
             self._check_config_slot(pipeline.name)
-            pipeline_id, _ = self.metadata.register_pipeline(
-                name=pipeline.name, kind=config.kind, identity=config.identity(),
-                config_json=config.model_dump_json(), created_by=git.user, git_sha=git.sha)
+            identity = config.identity()
+            # One statement when the pipeline is registered (DESIGN §12).
+            pipeline_id, start = prepare_run(self.metadata, pipeline_name=pipeline.name,
+                                             identity=identity, environment=context.environment,
+                                             register=lambda: self.metadata.register_pipeline(
+                                                 name=pipeline.name, kind=config.kind,
+                                                 identity=identity,
+                                                 config_json=config.model_dump_json(),
+                                                 created_by=git.user, git_sha=git.sha))
             self._write_config(config)
             from zenml_collab.core.backends.wiring import launch, needs_launcher
 
@@ -141,7 +147,7 @@ class Repository:
             else:
                 run = run_pipeline(pipeline, pipeline_id=pipeline_id, metadata=self.metadata,
                                    artifacts=self.artifacts, context=context, on_step=on_step,
-                                   resume_hint=f"collab run {path}")
+                                   resume_hint=f"collab run {path}", start=start)
         pipeline.freeze("it has run; pipelines are immutable once run")
         return run
 

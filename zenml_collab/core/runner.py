@@ -8,6 +8,7 @@ stored, so peak memory stays near the largest single artifact.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -44,15 +45,39 @@ class RunContext:
     environment: Environment | None
 
 
+def prepare_run(metadata: MetadataStore, *, pipeline_name: str, identity: str,
+                environment: Environment | None,
+                register: Callable[[], tuple[int, bool]]) -> tuple[int, batch.RunStart]:
+    """The pipeline's id and what its run needs before it starts: one statement when the
+    pipeline is registered with ``identity``; ``register`` registers it (or raises the
+    identity error) otherwise."""
+    start = batch.run_start_view(metadata, pipeline_name,
+                                 environment.hash if environment else None)
+    if start.pipeline_id is not None and start.identity == identity:
+        return start.pipeline_id, start
+    pipeline_id, _ = register()
+    return pipeline_id, dataclasses.replace(start, pipeline_id=pipeline_id, identity=identity)
+
+
 def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStore,
                  artifacts: ArtifactStore, context: RunContext,
                  on_step: Callable[[StepResult], None] | None = None,
-                 resume_hint: str = "") -> Run:
-    """Execute ``pipeline`` (already registered as ``pipeline_id``) and return its run."""
+                 resume_hint: str = "", start: batch.RunStart | None = None) -> Run:
+    """Execute ``pipeline`` (already registered as ``pipeline_id``) and return its run.
+
+    ``start`` is :func:`prepare_run`'s answer when the caller already has it.
+    """
     nodes = pipeline.steps
     run_id = uuid.uuid4().hex
     env = context.environment
-    if env is not None:
+    if start is None:
+        start = batch.run_start_view(metadata, pipeline.name, env.hash if env else None)
+    # Hits are resolved up front in a constant number of round trips and written together,
+    # before the first executed step and at the end (DESIGN §12). The artifact checks are in
+    # flight while the run's start is written.
+    candidates = cache_plan.candidates(nodes, start.prior, _fingerprint)
+    checks = cache_plan.PresenceChecks(artifacts, candidates)
+    if env is not None and not start.environment_known:
         metadata.ensure_environment(env.hash, env.python, env.platform, env.packages_json)
     metadata.start_run(run_id=run_id, pipeline_id=pipeline_id, pipeline_name=pipeline.name,
                        git_sha=context.git.sha, git_dirty=context.git.dirty,
@@ -62,10 +87,7 @@ def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStor
     results: list[StepResult] = []
     pending: list[StepRunRecord] = []  # cache hits not yet written
     try:
-        # Hits are resolved up front in a constant number of round trips and written
-        # together, before the first executed step and at the end (DESIGN §12).
-        hits = cache_plan.plan_hits(nodes, batch.previous_cache_view(metadata, pipeline.name),
-                                    artifacts, _fingerprint)
+        hits = cache_plan.confirm(nodes, candidates, checks.result())
         for position, node in enumerate(nodes):
             hit = hits.get(node.name)
             if hit is not None:

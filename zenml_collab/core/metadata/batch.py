@@ -3,8 +3,10 @@
 A member 20-100 ms from Cloud SQL pays a round trip per statement, so a cached run must not
 cost statements per step (DESIGN §12). Two queries do it:
 
-* :func:`previous_cache_view`: the step runs of the pipeline's latest completed run, each with
-  the cache entry its key still has (one SELECT, whatever the number of steps);
+* :func:`run_start_view`: the pipeline's registration, whether the run's environment is
+  recorded, and the step runs of the pipeline's latest completed run, each with the cache
+  entry its key still has (one SELECT, whatever the number of steps; a warm run registers
+  nothing and ensures nothing);
 * :func:`record_step_runs`: the step-run rows of many steps in one multi-row INSERT.
 
 Both are plain functions over a :class:`MetadataStore` so the store's class stays one concern
@@ -40,21 +42,68 @@ class PriorStep:
     cached_outputs: dict[str, Any] | None  # None: the key has no cache entry (any more)
 
 
+@dataclass(frozen=True)
+class RunStart:
+    """What a run needs to know before it starts, read in one statement."""
+
+    pipeline_id: int | None  # None: not registered yet
+    identity: str | None
+    environment_known: bool
+    prior: dict[str, PriorStep]
+
+
+def _prior_steps(pipeline_name: str) -> Any:
+    r, s, c = m.runs, m.step_runs, m.cache_entries
+    latest = (sa.select(r.c.id).where(r.c.pipeline_name == pipeline_name,
+                                      r.c.status == "completed")
+              .order_by(r.c.started_at.desc()).limit(1).subquery("latest"))
+    return (sa.select(s.c.step_name, s.c.step_path, s.c.cache_key, c.c.outputs_json)
+            .select_from(s.join(latest, s.c.run_id == latest.c.id)
+                         .outerjoin(c, c.c.cache_key == s.c.cache_key))
+            .where(s.c.status.in_(("executed", "cached"))))
+
+
 def previous_cache_view(store: MetadataStore, pipeline_name: str) -> dict[str, PriorStep]:
     """The latest completed run's steps of ``pipeline_name`` with their cache entries.
 
     One statement: the run is found through the ``(pipeline_name, status, started_at)`` index
     and its step runs through ``(run_id, position)``; the cache entries by primary key.
     """
-    r, s, c = m.runs, m.step_runs, m.cache_entries
-    latest = (sa.select(r.c.id).where(r.c.pipeline_name == pipeline_name,
-                                      r.c.status == "completed")
-              .order_by(r.c.started_at.desc()).limit(1).subquery("latest"))
-    query = (sa.select(s.c.step_name, s.c.step_path, s.c.cache_key, c.c.outputs_json)
-             .select_from(s.join(latest, s.c.run_id == latest.c.id)
-                          .outerjoin(c, c.c.cache_key == s.c.cache_key))
-             .where(s.c.status.in_(("executed", "cached"))))
+    query = _prior_steps(pipeline_name)
+    return _view(store._tx(lambda conn: conn.execute(query).all()))
+
+
+def run_start_view(store: MetadataStore, pipeline_name: str,
+                   environment_hash: str | None) -> RunStart:
+    """:func:`previous_cache_view` plus the pipeline's id and identity and whether
+    ``environment_hash`` is recorded, in the same single statement.
+
+    A one-row header of scalar subqueries (primary-key and unique-name seeks) is outer-joined
+    with the previous run's steps, so the row comes back even for a pipeline never run.
+    Portable SQL: a derived table, scalar subqueries and ``LEFT JOIN ... ON 1 = 1``.
+    """
+    p, e = m.pipelines, m.environments
+    header = sa.select(
+        sa.select(p.c.id).where(p.c.name == pipeline_name).scalar_subquery().label("p_id"),
+        sa.select(p.c.identity).where(p.c.name == pipeline_name).scalar_subquery()
+        .label("p_identity"),
+        sa.select(e.c.hash).where(e.c.hash == (environment_hash or "")).scalar_subquery()
+        .label("env_hash")).subquery("header")
+    steps = _prior_steps(pipeline_name).subquery("prior")
+    query = (sa.select(header.c.p_id, header.c.p_identity, header.c.env_hash,
+                       steps.c.step_name, steps.c.step_path, steps.c.cache_key,
+                       steps.c.outputs_json)
+             .select_from(header.outerjoin(steps, sa.literal_column("1") == 1)))
     rows = store._tx(lambda conn: conn.execute(query).all())
+    first = rows[0]
+    return RunStart(
+        pipeline_id=None if first.p_id is None else int(first.p_id),
+        identity=first.p_identity,
+        environment_known=environment_hash is not None and first.env_hash is not None,
+        prior=_view([row for row in rows if row.step_name is not None]))
+
+
+def _view(rows: Any) -> dict[str, PriorStep]:
     view: dict[str, PriorStep] = {}
     for row in rows:
         try:
