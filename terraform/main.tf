@@ -44,6 +44,7 @@ resource "google_project_service" "required" {
 }
 
 resource "google_sql_database_instance" "metadata" {
+  #checkov:skip=CKV_GCP_60:Members connect from laptops through the Cloud SQL Auth Proxy or connector (IAM + a client certificate Cloud SQL issues); a private IP would need a VPC and VPN for every member. No authorized networks are set, so the public IP accepts nothing else.
   project             = var.project
   name                = var.instance
   region              = var.region
@@ -58,9 +59,11 @@ resource "google_sql_database_instance" "metadata" {
       binary_log_enabled = true
     }
 
-    # A public IP without authorized networks: only the Auth Proxy / connector can connect.
+    # A public IP without authorized networks: only the Auth Proxy / connector can connect,
+    # and Cloud SQL requires the client certificate they present (bootstrap: sslMode).
     ip_configuration {
       ipv4_enabled = true
+      ssl_mode     = "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
     }
 
     dynamic "database_flags" {
@@ -109,11 +112,19 @@ resource "google_sql_user" "password" {
 }
 
 resource "google_storage_bucket" "artifacts" {
+  #checkov:skip=CKV_GCP_62:Usage-log buckets are GCS's legacy access log; who read or wrote what is in Cloud Audit Logs (enable Data Access logs for storage.googleapis.com, see README), which need no second bucket to secure.
+  #checkov:skip=CKV_GCP_78:Artifacts are content-addressed and created only with if_generation_match=0, so no object is ever overwritten and versioning would keep nothing; deletions are covered by soft delete below.
   project                     = var.project
   name                        = local.bucket
   location                    = upper(var.region)
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
+
+  # Google's default for new buckets (bootstrap's bucket gets the same): a deleted artifact
+  # can be restored for 7 days.
+  soft_delete_policy {
+    retention_duration_seconds = 604800
+  }
 
   depends_on = [google_project_service.required]
 }
