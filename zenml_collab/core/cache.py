@@ -40,6 +40,21 @@ def cache_key(*, step_path: str, code_hash: str, params: Mapping[str, Any],
     })
 
 
+# Parameters that choose *what* runs (a model or estimator class), named before the ones that
+# tune it: "model 'LogisticRegression' -> 'RandomForestClassifier'" is the change that matters.
+_CHOOSERS = ("model", "estimator", "model_class", "estimator_class", "algorithm", "class",
+             "kind", "type", "method")
+
+
+def _significance(key: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[int, str]:
+    if key in _CHOOSERS:
+        return (0, key)
+    old, new = before.get(key), after.get(key)
+    if old is not None and new is not None and type(old) is not type(new):
+        return (1, key)  # a different kind of value, e.g. a number became a name
+    return (2, key)
+
+
 def explain_miss(previous: StepRunRecord | None, *, step_path: str, code_hash: str,
                  params: Mapping[str, Any], input_hashes: Mapping[str, str]) -> str:
     """Why a step whose key is not in the cache must execute, in words."""
@@ -48,9 +63,11 @@ def explain_miss(previous: StepRunRecord | None, *, step_path: str, code_hash: s
     if previous.code_hash != code_hash or previous.step_path != step_path:
         return CODE_CHANGED
     if previous.params != dict(params):
-        keys = sorted(set(previous.params) | set(params))
+        keys = sorted((k for k in set(previous.params) | set(params)
+                       if previous.params.get(k) != params.get(k)),
+                      key=lambda k: _significance(k, previous.params, params))
         diffs = [f"{k} {previous.params.get(k, '<unset>')!r} -> {params.get(k, '<unset>')!r}"
-                 for k in keys if previous.params.get(k) != params.get(k)]
+                 for k in keys]
         more = f" (+{len(diffs) - 2} more)" if len(diffs) > 2 else ""
         return f"{PARAMS_CHANGED}: {', '.join(diffs[:2])}{more}"
     if previous.inputs != dict(input_hashes):

@@ -206,7 +206,14 @@ class Pipeline:
 
         klass: type[Pipeline] = TrainingPipeline if config.kind == "training" else Pipeline
         pipeline = klass(config.name)
-        known = {s.name for s in config.steps}
+        names = [s.name for s in config.steps]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise PipelineError(f"pipeline {config.name!r} has more than one step named "
+                                f"{', '.join(map(repr, duplicates))}",
+                                "give every entry of 'steps:' its own name (and point "
+                                "'inputs:' at the one you mean)")
+        known = set(names)
         for sc in config.steps:
             missing = [src for src in sc.inputs.values() if src.partition(".")[0] not in known]
             if missing:
