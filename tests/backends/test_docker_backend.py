@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import STEPS_MODULE, containers_created
+from backend_helpers import STEPS_MODULE, containers_created
 
 from zenml_collab import Pipeline, Repository
 from zenml_collab.errors import StepFailedError

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import STEPS_MODULE, containers_created, team_repo
+from backend_helpers import STEPS_MODULE, containers_created, team_repo
 
 from zenml_collab import Pipeline, Repository
 from zenml_collab.errors import PermissionDeniedError, StepFailedError
