@@ -10,7 +10,7 @@ output "bucket" {
 
 output "artifact_uri" {
   description = "Artifact store URI for collab.yaml."
-  value       = "gs://${google_storage_bucket.artifacts.name}/artifacts"
+  value       = "gs://${google_storage_bucket.artifacts.name}"
 }
 
 output "member_passwords" {

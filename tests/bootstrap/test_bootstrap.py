@@ -71,7 +71,7 @@ def test_fresh_project_gets_exactly_the_resources_and_least_privilege_bindings(
     team = load_team_config(repo)
     assert team.gcp is not None and team.gcp.instance == f"{PROJECT}:{REGION}:zenml-metadata"
     assert team.metadata.kind == "cloudsql" and team.metadata.auth == "iam"
-    assert team.artifacts.uri == f"gs://{BUCKET}/artifacts"
+    assert team.artifacts.uri == f"gs://{BUCKET}"
     assert "collab join" in result.out and "git add collab.yaml" in result.out
 
 

@@ -30,7 +30,9 @@ def team_config(plan_: Plan, existing: TeamConfig | None = None) -> TeamConfig:
                     members=req.members)
     metadata = MetadataConfig(kind="cloudsql", instance=plan_.connection_name,
                               database=req.database, auth=req.db_auth)
-    artifacts = ArtifactsConfig(uri=f"gs://{req.bucket_name}/artifacts")
+    # The store adds artifacts/<hash[:2]>/<hash>/ itself: no prefix, or objects would land
+    # under gs://bucket/artifacts/artifacts/.
+    artifacts = ArtifactsConfig(uri=f"gs://{req.bucket_name}")
     base = existing or TeamConfig()
     return base.model_copy(update={"gcp": gcp, "metadata": metadata, "artifacts": artifacts})
 
