@@ -348,7 +348,7 @@ def detect_anomalies(
     distance is kept in :attr:`Anomalies.drift`, drifted or not, for plotting.
     """
     # Unknown split names fail here, before any work.
-    statistics[baseline], statistics[split]  # noqa: B018
+    statistics[baseline], statistics[split]
     found: list[Anomaly] = []
     for feature in schema:
         if feature.name not in data.columns:

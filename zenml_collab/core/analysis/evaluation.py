@@ -333,15 +333,15 @@ def evaluate(
         truth, predicted = truth.astype(float), predicted.astype(float)
         scorers = _regression_scorers(chosen)
 
-    def measure(rows: np.ndarray | None, column: str | None, value: str | None) -> SliceMetrics:
-        y, p = (truth, predicted) if rows is None else (truth[rows], predicted[rows])
-        s = score if score is None or rows is None else score[rows]
+    def measure(at: np.ndarray | None, column: str | None, value: str | None) -> SliceMetrics:
+        y, p = (truth, predicted) if at is None else (truth[at], predicted[at])
+        s = score if score is None or at is None else score[at]
         return SliceMetrics(column, value, len(y), {m: f(y, p, s) for m, f in scorers.items()})
 
     slices_out = []
     for column, values in table.items():
-        for value, rows in _slice_groups(values):
-            slices_out.append(measure(rows, column, value))
+        for value, positions in _slice_groups(values):
+            slices_out.append(measure(positions, column, value))
     return Evaluation(
         task=task,
         metric_names=chosen,
