@@ -48,6 +48,10 @@ class PipelineError(CollabError):
     """A pipeline is ill-formed (cycle, unknown input, duplicate step name, ...)."""
 
 
+class SourceMissingError(ConfigError):
+    """A step's local source file (a datasource's CSV) is not in this clone."""
+
+
 class PipelineNotFoundError(CollabError):
     """No pipeline of that name exists."""
 

@@ -111,6 +111,9 @@ class Repository:
 
         self._importable()
         git = git_info(self.root)
+        from zenml_collab.core.training.sources import check_sources_tracked
+
+        git = check_sources_tracked(pipeline, self.root, git)  # untracked data: warn, dirty
         if git.dirty:
             sha = git.sha[:10] if git.sha else "?"
             warnings.warn(

@@ -32,9 +32,10 @@ from zenml_collab.core.metadata.records import StepRunRecord, utcnow
 from zenml_collab.core.metadata.store import MetadataStore
 from zenml_collab.core.pipeline import Pipeline, StepNode
 from zenml_collab.core.run import CACHED, EXECUTED, FAILED, Run, RunStatus, StepResult
-from zenml_collab.errors import CollabError, PipelineError, StepFailedError
+from zenml_collab.errors import CollabError, PipelineError, SourceMissingError, StepFailedError
 
 log = logging.getLogger("zenml_collab.runner")
+SOURCE_REUSED = "the source file is not in this clone; reused the recorded snapshot"
 SOURCE_INPUT = cache_plan.SOURCE_INPUT  # pseudo-input: the content a step reads from outside
 
 
@@ -161,9 +162,19 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
     params = node.params
     input_refs = {i.arg: upstream[i.step][i.output] for i in node.inputs}
     input_hashes = {arg: ref.hash for arg, ref in input_refs.items()}
+    reused: SourceMissingError | None = None
     if impl.fingerprint is not None:
         try:
             input_hashes[SOURCE_INPUT] = impl.fingerprint(params)
+        except SourceMissingError as missing:
+            # A teammate's file that is not in this clone: the snapshot their run recorded
+            # (same step, same parameters) stands in for it; without one, say what is missing.
+            previous = metadata.previous_step_run(pipeline_name, node.name, impl.import_path)
+            recorded = previous.inputs.get(SOURCE_INPUT) if previous is not None and \
+                previous.params == dict(params) else None
+            if not recorded:
+                raise
+            input_hashes[SOURCE_INPUT], reused = recorded, missing
         except CollabError:
             raise
         except Exception as exc:
@@ -192,10 +203,13 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
         refs = {name: ArtifactRef.from_json(data, origin=origin) for name, data in hit.items()}
         presence = [artifacts.presence(ref) for ref in refs.values()]
         if all(p is Presence.PRESENT for p in presence):
-            return record(CACHED, cache.CACHE_HIT, refs)
+            return record(CACHED, cache.CACHE_HIT if reused is None else
+                          f"{cache.CACHE_HIT}: {SOURCE_REUSED} ({reused.message})", refs)
         reason = (cache.ARTIFACT_CORRUPT if Presence.CORRUPT in presence
                   else cache.ARTIFACT_MISSING)
-    else:
+    if reused is not None:
+        raise reused  # the recorded snapshot is gone too: nothing to run the step on
+    if hit is None:
         previous = metadata.previous_step_run(pipeline_name, node.name, impl.import_path)
         reason = cache.explain_miss(previous, step_path=impl.import_path,
                                     code_hash=impl.code_hash, params=params,

@@ -11,10 +11,18 @@ separated by ``os.pathsep``); that choice is never recorded in the config.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import subprocess
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from zenml_collab.errors import ConfigError, RepositoryNotFoundError
+from zenml_collab.errors import ConfigError, RepositoryNotFoundError, SourceMissingError
+
+if TYPE_CHECKING:
+    from zenml_collab.core.git import GitInfo
+    from zenml_collab.core.pipeline import Pipeline
 
 ALLOW_PATHS_ENV = "COLLAB_ALLOW_PATHS"
 
@@ -62,8 +70,10 @@ def read_local_source(path: str) -> bytes:
     try:
         return local.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"datasource file {path!r} does not exist",
-                          "paths are relative to the repository root; check the path") from None
+        raise SourceMissingError(f"datasource file {path!r} does not exist",
+                                 "paths are relative to the repository root; check the path "
+                                 "(a teammate's untracked file is not in your clone: ask them "
+                                 "to commit it or to use gs://)") from None
     except IsADirectoryError:
         raise ConfigError(f"datasource path {path!r} is a directory",
                           "point the datasource at a CSV file") from None
@@ -78,3 +88,57 @@ def is_repository_module(module: str) -> bool:
         return False
     base = _root().joinpath(*module.split("."))
     return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+UNTRACKED_HINT = "teammates cannot reproduce this: commit it or use gs://"
+
+
+class UntrackedDataWarning(UserWarning):
+    """A datasource reads a file git does not track (untracked or ignored)."""
+
+
+def local_source_paths(pipeline: Pipeline) -> list[str]:
+    """The local files the pipeline's datasources read (a fingerprinted step's ``path``)."""
+    paths = []
+    for node in pipeline.steps:
+        path = node.params.get("path")
+        if node.impl.fingerprint is not None and isinstance(path, str) \
+                and path and not path.startswith("gs://"):
+            paths.append(path)
+    return paths
+
+
+def untracked_sources(paths: list[str], root: Path) -> list[str]:
+    """Those of ``paths`` that git does not track in ``root`` (untracked, ignored, outside)."""
+    rel: dict[str, str] = {}
+    hidden: list[str] = []
+    for path in paths:
+        try:
+            resolved = resolve_local_source(path, root)
+        except ConfigError:
+            continue  # the run reports it
+        if not resolved.is_file():
+            continue  # missing here: the run reuses a recorded snapshot or reports it
+        if resolved.is_relative_to(root.resolve()):
+            rel[path] = resolved.relative_to(root.resolve()).as_posix()
+        else:
+            hidden.append(path)  # an allowed directory outside the repository
+    if rel:
+        done = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", *rel.values()],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            return hidden  # not a git work tree: nothing to compare with
+        tracked = set(done.stdout.split("\0"))
+        hidden += [path for path, name in rel.items() if name not in tracked]
+    return hidden
+
+
+def check_sources_tracked(pipeline: Pipeline, root: Path, git: GitInfo) -> GitInfo:
+    """Warn about datasource files teammates cannot see; such a run counts as dirty."""
+    hidden = untracked_sources(local_source_paths(pipeline), root)
+    if not hidden:
+        return git
+    warnings.warn(f"{pipeline.name!r} reads {', '.join(map(repr, hidden))}, which git does not "
+                  f"track (untracked or ignored): {UNTRACKED_HINT}", UntrackedDataWarning,
+                  stacklevel=4)
+    return dataclasses.replace(git, dirty=True) if git.sha else git
