@@ -76,11 +76,27 @@ def test_eight_members_running_at_once_through_two_database_restarts_lose_nothin
                for _ in range(PROCESSES)]
     restarts: list[float] = []
 
+    def recorded() -> int:
+        try:
+            conn = mysql_server.connect(mysql_url.database)
+        except Exception:
+            return 0
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT COUNT(*) FROM runs")
+                return int(cursor.fetchone()[0])
+        except Exception:
+            return 0  # no schema yet
+        finally:
+            conn.close()
+
     def restart_twice() -> None:
-        for delay in (4.0, 6.0):
-            time.sleep(delay)
-            if all(m.poll() is not None for m in members):
-                return
+        # By progress, not by the clock: both restarts land while the members are running.
+        for after in (PROCESSES, PROCESSES * RUNS // 2):
+            while recorded() < after:
+                if all(m.poll() is not None for m in members):
+                    return
+                time.sleep(0.1)
             t0 = time.monotonic()
             mysql_server.restart()
             restarts.append(round(time.monotonic() - t0, 1))
