@@ -72,7 +72,12 @@ def test_fresh_project_gets_exactly_the_resources_and_least_privilege_bindings(
     assert team.gcp is not None and team.gcp.instance == f"{PROJECT}:{REGION}:zenml-metadata"
     assert team.metadata.kind == "cloudsql" and team.metadata.auth == "iam"
     assert team.artifacts.uri == f"gs://{BUCKET}"
-    assert "collab join" in result.out and "git add collab.yaml" in result.out
+    assert "collab join" in result.out and "git add collab.yaml .gitignore" in result.out
+    # The admin's clone ignores .collab/ in the .gitignore it commits with collab.yaml.
+    from zenml_collab.actions.doctor import DoctorContext, run_doctor
+
+    ignored = run_doctor(lambda: DoctorContext(repo), only=["repo.ignored"]).get("repo.ignored")
+    assert ignored.status == "pass" and ".collab/" in (repo / ".gitignore").read_text()
 
 
 @runs_grants

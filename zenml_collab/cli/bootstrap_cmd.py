@@ -231,7 +231,7 @@ def _finish(as_json: bool, plan: Any, *, applied: bool, path: Path | None = None
         console.print("[yellow]hand each password to its member privately; it is not stored "
                       "anywhere and will not be shown again[/]")
     console.print("next:\n"
-                  f"  1. commit it: git add {path.name if path else 'collab.yaml'} && "
+                  f"  1. commit it: git add {path.name if path else 'collab.yaml'} .gitignore && "
                   "git commit -m 'zenml-collab team config' && git push\n"
                   "  2. each teammate pulls, runs `gcloud auth application-default login`, "
                   "then `collab join`")
