@@ -29,6 +29,17 @@ def start_member_proxy(client: Any, *, root: Path, instance: str, credentials_fi
         timeout=timeout)
 
 
+def record_store_id(root: Path, store_id: str) -> str:
+    """Write the store's identity into the team's ``collab.yaml`` (to be committed)."""
+    from zenml_collab.config import load_team_config, write_team_config
+
+    team = load_team_config(root)
+    metadata = team.metadata.model_copy(update={"store_id": store_id})
+    path = write_team_config(root, team.model_copy(update={"metadata": metadata}))
+    return (f"recorded the metadata store's id {store_id[:8]} in {path.name} (commit it: every "
+            "command then refuses a database that is not this store)")
+
+
 def apply_join(plan: JoinPlan, *, clients: Any, docker: Callable[[], Any] = px.connect_docker,
                on_progress: Progress = _quiet) -> JoinResult:
     """Carry out ``plan``; ``.collab/local.yaml`` is written only once both stores answered."""
@@ -52,6 +63,11 @@ def apply_join(plan: JoinPlan, *, clients: Any, docker: Callable[[], Any] = px.c
     schema, description = verify_metadata(plan.metadata, plan.root, plan.member)
     if schema.initialised:
         changed.append(f"created the metadata schema {schema.revision} in the empty database")
+    if schema.store_id and plan.metadata.store_id is None and schema.initialised:
+        # Only the member whose join created the store records its id (and commits it): a
+        # second member writing the same line into their tracked collab.yaml would make their
+        # next `git pull` abort ("local changes would be overwritten").
+        changed.append(record_store_id(plan.root, schema.store_id))
     on_progress(f"writing, reading and deleting a probe object in {plan.artifact_uri}")
     probe = verify_artifacts(clients, plan.artifact_uri)
     if plan.local_after != load_local_config(plan.root):
