@@ -1,14 +1,37 @@
-"""Terminal rendering shared by the commands (rich is imported only here)."""
+"""Terminal rendering shared by the commands (rich is imported only here, on first use).
+
+rich costs ~17 ms to import; a command that prints nothing through it (``collab run``, whose
+lines go through :func:`echo_status`) never pays it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from rich.console import Console
-from rich.table import Table
+import click
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+
+class _LazyConsole:
+    """A rich ``Console`` created on first use."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+console = cast("Console", _LazyConsole(highlight=False))
+err_console = cast("Console", _LazyConsole(stderr=True, highlight=False))
 
 STATUS_STYLE = {"executed": "yellow", "cached": "green", "failed": "red",
                 "completed": "green", "running": "cyan", "abandoned": "magenta"}
@@ -19,7 +42,15 @@ def styled(status: str) -> str:
     return f"[{style}]{status}[/]" if style else status
 
 
+def echo_status(before: str, status: str, after: str = "") -> None:
+    """One line with ``status`` coloured like :func:`styled`, without rich (plain on a pipe;
+    no markup: a reason with brackets is printed as it is)."""
+    click.echo(before + click.style(status, fg=STATUS_STYLE.get(status)) + after)
+
+
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+    from rich.table import Table
+
     out = Table(title=title, title_justify="left", show_lines=False)
     for column in columns:
         out.add_column(column)

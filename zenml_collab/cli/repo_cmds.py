@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from zenml_collab.cli.render import console, steps_table, styled, table
+from zenml_collab.cli.render import console, echo_status, steps_table, styled, table
 
 
 @click.command()
@@ -46,9 +46,10 @@ def run(config: Path, allow_paths: tuple[Path, ...]) -> None:
 
     repo = Repository(config.parent if config.parent.exists() else None)
     pipeline = repo.pipeline_from_config(config.resolve())
-    result = repo.run_pipeline(pipeline, on_step=lambda s: console.print(
-        f"  {s.name}: {styled(s.status)} ({s.reason})"))
-    console.print(result.summary())
+    # Plain click output: `collab run` never imports rich (DESIGN §12, the member's wait).
+    result = repo.run_pipeline(pipeline, on_step=lambda s: echo_status(
+        f"  {s.name}: ", s.status, f" ({s.reason})"))
+    click.echo(result.summary())
 
 
 @click.group()
