@@ -42,17 +42,23 @@ class GoogleAccess:
     sqladmin_endpoint: str | None = field(default_factory=endpoints.sqladmin_endpoint)
     retry: RetryPolicy = field(default_factory=default_policy)
     project: str | None = None
+    # Credentials the caller already holds (infra's GcpClients, tests): used as they are.
+    given_credentials: Any = field(default=None, compare=False, repr=False)
     _lock: Any = field(default_factory=threading.RLock, compare=False, repr=False)
 
     @property
     def anonymous_storage(self) -> bool:
         """Anonymous storage: an emulator and no credentials file (fake-gcs-server)."""
-        return bool(self.storage_endpoint) and not self.credentials_file
+        return (bool(self.storage_endpoint) and not self.credentials_file
+                and self.given_credentials is None)
 
     @functools.cached_property
     def _loaded(self) -> tuple[Any, str | None]:
         import google.auth
         from google.auth.exceptions import DefaultCredentialsError
+
+        if self.given_credentials is not None:
+            return self.given_credentials, self.project
 
         try:
             if self.credentials_file:
@@ -119,7 +125,8 @@ class GoogleAccess:
 
     def connector(self) -> OwnedConnector:
         """A new Cloud SQL connector with these credentials and endpoint; close it when done."""
-        credentials = self.credentials if self.credentials_file else None
+        explicit = self.credentials_file or self.given_credentials is not None
+        credentials = self.credentials if explicit else None
         return OwnedConnector(self.sqladmin_endpoint, credentials=credentials)
 
     def classify(self, exc: BaseException, **context: Any) -> CollabError:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from zenml_collab.errors import CollabError
-from zenml_collab.infra.gcp.endpoints import storage_endpoint
 from zenml_collab.infra.gcp.errors import translate
 from zenml_collab.infra.gcp.retry import RetryPolicy, call_with_retry, status_of
 
@@ -41,12 +40,11 @@ class ProbeResult:
 
 
 def storage_client(credentials: Any, project: str | None) -> Any:
-    """A storage client for ``project`` honouring ``STORAGE_EMULATOR_HOST``."""
-    from google.cloud import storage
+    """A storage client for ``project`` honouring ``STORAGE_EMULATOR_HOST`` (built by the
+    shared access layer, like the artifact store's)."""
+    from zenml_collab.google.access import GoogleAccess
 
-    endpoint = storage_endpoint()
-    options = {"api_endpoint": endpoint} if endpoint else None
-    return storage.Client(project=project, credentials=credentials, client_options=options)
+    return GoogleAccess(project=project, given_credentials=credentials).storage_client()
 
 
 def _info(bucket: Any) -> BucketInfo:
