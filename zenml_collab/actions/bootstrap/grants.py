@@ -21,7 +21,7 @@ from zenml_collab.actions.bootstrap.model import (
     Progress,
     ProgressCallback,
 )
-from zenml_collab.errors import CollabError, ConnectivityError, PermissionDeniedError
+from zenml_collab.errors import CollabError
 from zenml_collab.infra.gcp import sqladmin
 from zenml_collab.infra.gcp.clients import GcpClients
 from zenml_collab.infra.gcp.retry import status_of
@@ -134,9 +134,9 @@ def _run(clients: GcpClients, plan_: Plan, password: str, on_progress: ProgressC
 
 
 def _login(connector: Any, connection_name: str, password: str) -> Any:
-    import aiohttp
-    import google.auth.exceptions
     import pymysql
+
+    from zenml_collab.google.errors import classify, is_google_error
 
     what = f"cannot log in to {connection_name} as {GRANT_ADMIN_USER}"
     try:
@@ -144,20 +144,14 @@ def _login(connector: Any, connection_name: str, password: str) -> Any:
                                  password=password, autocommit=True)
     except pymysql.err.MySQLError as exc:
         raise _sql_error(exc, what) from None
-    except aiohttp.ClientResponseError as exc:
-        # The connector's own call to the Admin API (connectSettings, ephemeral certificate).
-        if exc.status == 403:
-            raise PermissionDeniedError(f"{what}: Google refused the connection ({exc.message})",
-                                        "you need cloudsql.instances.connect (granted by "
-                                        "roles/cloudsql.client)") from None
-        raise ConnectivityError(f"{what}: {exc.status} {exc.message}",
-                                "check the instance is running") from None
-    except google.auth.exceptions.GoogleAuthError as exc:
-        raise ConnectivityError(f"{what}: {exc}",
-                                "run `gcloud auth application-default login`") from None
-    except (OSError, aiohttp.ClientError, TimeoutError) as exc:
-        raise ConnectivityError(f"{what}: {exc or type(exc).__name__}",
-                                "check your network connection") from None
+    except Exception as exc:
+        # The connector's own calls to the Admin API (connectSettings, ephemeral certificate)
+        # and its transport: the one Google classifier names the role or the fix.
+        if not is_google_error(exc) and not isinstance(exc, OSError | TimeoutError):
+            raise
+        raise classify(exc, action=f"log in to the instance as {GRANT_ADMIN_USER}",
+                       resource=connection_name, project=connection_name.split(":")[0],
+                       permission="cloudsql.instances.connect") from None
 
 
 def _sql_error(exc: Exception, what: str) -> CollabError:

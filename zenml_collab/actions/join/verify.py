@@ -32,15 +32,12 @@ def verify_metadata(cfg: MetadataConfig, root: Path, member: str) -> tuple[Schem
                 store.description)
     except CollabError as exc:
         raise _login_refused(exc, cfg, member) or exc from None
-    except Exception as exc:  # the in-process connector raises its HTTP client's errors
+    except Exception as exc:
+        # The connector's Admin API errors arrive classified (CollabError, above).
         import sqlalchemy as sa
 
-        status = getattr(exc, "status", None)
-        if status is None and not isinstance(exc, OSError | sa.exc.SQLAlchemyError):
+        if not isinstance(exc, OSError | sa.exc.SQLAlchemyError):
             raise  # a bug, not a connection problem: keep the traceback
-        if status == 403:
-            raise PermissionDeniedError(f"Cloud SQL refused the connection: {exc}",
-                                        "run `collab doctor` to see which role is missing") from None
         raise ConnectivityError(f"cannot open the metadata store {store.description}: {exc}",
                                 "check `collab proxy status` (proxy) or your network, then "
                                 "re-run `collab join`") from None
