@@ -226,3 +226,24 @@ def test_a_corrupt_file_whose_stat_was_preserved_is_still_never_loaded(tmp_repo)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     with pytest.raises(ArtifactCorruptError):
         Repository().get_run(run.id).load("scale")
+
+
+def test_the_same_model_fitted_in_two_processes_is_one_artifact(tmp_path):
+    """skops names objects by id() and stamps the time: canonicalised, so teammates who fit
+    the same model store one artifact and their downstream steps hit the same cache."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from sklearn.ensemble import RandomForestClassifier\n"
+        "from zenml_collab.core.artifacts.base import save_artifact\n"
+        "from zenml_collab.core.artifacts.local import LocalArtifactStore\n"
+        "x = np.arange(40.0).reshape(20, 2)\n"
+        "m = RandomForestClassifier(n_estimators=3, random_state=0).fit(x, x[:, 0] > 20)\n"
+        "print(save_artifact(LocalArtifactStore(Path(sys.argv[1])), m).hash)\n")
+    hashes = {subprocess.run([sys.executable, "-c", code, str(tmp_path / f"s{i}")],
+                             capture_output=True, text=True, check=True).stdout.strip()
+              for i in range(2)}
+    assert len(hashes) == 1

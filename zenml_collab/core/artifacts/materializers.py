@@ -180,6 +180,55 @@ class PandasMaterializer:
 TRUSTED_MODEL_MODULES = ("sklearn", "numpy", "scipy")
 
 
+def _canonical_skops(data: bytes) -> bytes:
+    """The same skops file for the same model, in any process.
+
+    skops names objects by ``id()`` (``"__id__"`` values, ``<id>.npy`` members) and stamps zip
+    members with the current time, so two members fitting the same model would store two
+    artifacts and every downstream step would miss. Renumber the ids in order of appearance
+    and fix the timestamps: the content address then depends on the model alone.
+    """
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        schema = json.loads(src.read("schema.json"))
+        ids: dict[int, int] = {}
+
+        def renumber(node: Any) -> Any:
+            if isinstance(node, dict):
+                out = {}
+                for key, item in node.items():
+                    if key == "__id__" and isinstance(item, int):
+                        out[key] = ids.setdefault(item, len(ids) + 1)
+                    elif (key == "file" and isinstance(item, str) and item.endswith(".npy")
+                          and item[:-4].isdigit()):
+                        out[key] = f"{ids.setdefault(int(item[:-4]), len(ids) + 1)}.npy"
+                    else:
+                        out[key] = renumber(item)
+                return out
+            if isinstance(node, list):
+                return [renumber(item) for item in node]
+            return node
+
+        canonical = renumber(schema)
+        members = {"schema.json": json.dumps(canonical, indent=2).encode("utf-8")}
+        for info in src.infolist():
+            if info.filename == "schema.json":
+                continue
+            stem = info.filename.removesuffix(".npy")
+            name = (f"{ids.setdefault(int(stem), len(ids) + 1)}.npy" if stem.isdigit()
+                    else info.filename)
+            members[name] = src.read(info)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for name in ["schema.json", *sorted(n for n in members if n != "schema.json")]:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(info, members[name])
+    return out.getvalue()
+
+
 @dataclass(frozen=True)
 class SklearnMaterializer:
     """scikit-learn estimators via skops: no pickle, only trusted types are rebuilt on load."""
@@ -194,7 +243,7 @@ class SklearnMaterializer:
     def save(self, value: Any, directory: Path) -> list[str]:
         import skops.io as sio
 
-        sio.dump(value, directory / "model.skops")
+        (directory / "model.skops").write_bytes(_canonical_skops(sio.dumps(value)))
         return ["model.skops"]
 
     def load(self, directory: Path) -> Any:
