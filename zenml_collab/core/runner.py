@@ -1,9 +1,11 @@
 """Run a pipeline in-process: look up each step in the cache, execute the misses, record all.
 
-Per step the metadata store sees a constant number of statements, however many runs it holds:
-a cached step is one primary-key lookup plus one insert. Inputs are loaded from the artifact
-store only when a step actually executes, and outputs are never kept in memory after they are
-stored, so peak memory stays near the largest single artifact.
+The metadata store sees a constant number of statements per run for the cached steps (their
+hits are resolved up front, :mod:`~zenml_collab.core.cache_plan`) and one per executed step
+(its lookup, which also finds the run that explains the miss); every step's record joins a
+batched write of at most four statements (:class:`_Recorder`). Inputs are loaded from the
+artifact store only when a step actually executes, and outputs are never kept in memory after
+they are stored, so peak memory stays near the largest single artifact.
 """
 
 from __future__ import annotations
@@ -86,28 +88,29 @@ def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStor
                        environment_hash=env.hash if env else None)
     outputs: dict[str, dict[str, ArtifactRef]] = {}
     results: list[StepResult] = []
-    pending: list[StepRunRecord] = []  # cache hits not yet written
+    recorder = _Recorder(metadata)
     try:
         hits = cache_plan.confirm(nodes, candidates, checks.result())
         for position, node in enumerate(nodes):
             hit = hits.get(node.name)
             if hit is not None:
-                result = _cached(node, position, run_id, pipeline.name, hit, pending)
+                result = _cached(node, position, run_id, pipeline.name, hit, recorder)
             else:
-                _flush(metadata, pending)
+                if recorder.due():
+                    recorder.flush()
                 result = _run_step(node, position, run_id, pipeline.name, outputs, metadata,
-                                   artifacts, resume_hint)
+                                   artifacts, resume_hint, recorder)
             outputs[node.name] = dict(result.outputs)
             results.append(result)
             if on_step is not None:
                 on_step(result)
-        _flush(metadata, pending)
+        recorder.flush()
     except BaseException as exc:
-        if pending:
+        if recorder.pending:
             try:
-                _flush(metadata, pending)  # the hits before the failure stay on record
+                recorder.flush()  # the steps before the failure stay on record
             except CollabError as unrecorded:
-                log.warning("could not record the cached steps of run %s: %s", run_id[:8],
+                log.warning("could not record the finished steps of run %s: %s", run_id[:8],
                             unrecorded.message)
         message = str(exc) if isinstance(exc, CollabError) else f"{type(exc).__name__}: {exc}"
         try:
@@ -132,32 +135,66 @@ def _fingerprint(node: StepNode) -> str | None:
     return None if impl.fingerprint is None else impl.fingerprint(node.params)
 
 
-def _flush(metadata: MetadataStore, pending: list[StepRunRecord]) -> None:
-    if pending:
-        batch.record_step_runs(metadata, pending)
-        pending.clear()
+#: Finished steps' records wait at most this long (measured from the start of the oldest
+#: step among them) for the run's next batched write; a failure or Ctrl-C writes them at once.
+FLUSH_AFTER_S = 5.0
+
+
+class _Recorder:
+    """The run's step records, written in batches of at most four statements (DESIGN §12).
+
+    A record joins the batch when its step finishes. The batch is written before the next
+    step that executes once its oldest step started more than :data:`FLUSH_AFTER_S` ago (so
+    a slow step's record is written before the next step starts), and at the end of the run.
+    A step whose key was executed earlier in this run is a hit found here, without I/O.
+    """
+
+    def __init__(self, metadata: MetadataStore) -> None:
+        self.metadata = metadata
+        self.pending: list[batch.Pending] = []
+        self.fresh: dict[str, dict[str, ArtifactRef]] = {}  # executed here, by cache key
+        self._since: float | None = None
+
+    def add(self, item: batch.Pending, started: float,
+            refs: dict[str, ArtifactRef] | None = None) -> None:
+        self.pending.append(item)
+        self._since = started if self._since is None else min(self._since, started)
+        if item.cache and refs:
+            self.fresh[item.record.cache_key] = dict(refs)
+
+    def due(self) -> bool:
+        return self._since is not None and time.perf_counter() - self._since > FLUSH_AFTER_S
+
+    def flush(self) -> None:
+        if self.pending:
+            batch.record_steps(self.metadata, self.pending)
+            self.pending.clear()
+        self._since = None
 
 
 def _cached(node: StepNode, position: int, run_id: str, pipeline_name: str,
-            hit: cache_plan.Hit, pending: list[StepRunRecord]) -> StepResult:
+            hit: cache_plan.Hit, recorder: _Recorder) -> StepResult:
     """A hit confirmed by the cache plan: no I/O, its record joins the next batched insert."""
     impl = node.impl
     t0 = time.perf_counter()
     started_at = utcnow()
     duration = (time.perf_counter() - t0) * 1000
-    pending.append(StepRunRecord(
+    recorder.add(batch.Pending(StepRunRecord(
         run_id=run_id, pipeline_name=pipeline_name, step_name=node.name,
         step_path=impl.import_path, position=position, cache_key=hit.key.key,
         code_hash=impl.code_hash, params=node.params, inputs=hit.key.input_hashes,
         outputs={k: v.to_json() for k, v in hit.outputs.items()}, status=CACHED,
-        reason=cache.CACHE_HIT, started_at=started_at, duration_ms=duration))
+        reason=cache.CACHE_HIT, started_at=started_at, duration_ms=duration)), t0)
     return StepResult(node.name, CACHED, cache.CACHE_HIT, hit.key.key, impl.code_hash,
                       dict(hit.outputs), duration)
 
 
 def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
               upstream: dict[str, dict[str, ArtifactRef]], metadata: MetadataStore,
-              artifacts: ArtifactStore, resume_hint: str) -> StepResult:
+              artifacts: ArtifactStore, resume_hint: str,
+              recorder: _Recorder | None = None) -> StepResult:
+    """Look ``node`` up, execute it on a miss, and record it (through ``recorder`` when
+    given: its record joins the run's next batched write; at once otherwise)."""
     impl = node.impl
     params = node.params
     input_refs = {i.arg: upstream[i.step][i.output] for i in node.inputs}
@@ -189,15 +226,27 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
 
     def record(status: str, reason: str, outs: dict[str, ArtifactRef] | None, **kw: Any) -> StepResult:
         duration = (time.perf_counter() - t0) * 1000
-        metadata.record_step(StepRunRecord(
+        step_run = StepRunRecord(
             run_id=run_id, pipeline_name=pipeline_name, step_name=node.name,
             step_path=impl.import_path, position=position, cache_key=key,
             code_hash=impl.code_hash, params=params, inputs=input_hashes,
             outputs={k: v.to_json() for k, v in outs.items()} if outs else None,
-            status=status, reason=reason, started_at=started_at, duration_ms=duration), **kw)
+            status=status, reason=reason, started_at=started_at, duration_ms=duration)
+        if recorder is None or status == FAILED:
+            metadata.record_step(step_run, **kw)
+        else:
+            batch.check_record(step_run)  # a refused record fails its step, as before
+            recorder.add(batch.Pending(step_run, tuple(kw.get("new_artifacts") or ()),
+                                       cache=kw.get("cache", False),
+                                       replace_cache=kw.get("replace_cache", False)), t0, outs)
         return StepResult(node.name, status, reason, key, impl.code_hash, outs or {}, duration)
 
-    hit = metadata.cached_outputs(key)
+    if recorder is not None and reused is None and key in recorder.fresh:
+        return record(CACHED, cache.CACHE_HIT, recorder.fresh[key])  # executed earlier here
+    # One round trip: the key's cache entry and, for a miss, the step's previous run.
+    lookup = batch.lookup_step(metadata, cache_key=key, pipeline_name=pipeline_name,
+                               step_name=node.name, step_path=impl.import_path)
+    hit = lookup.cached_outputs
     if hit is not None:
         origin = f"the cache entry of step {node.name!r} (key {key[:12]})"
         refs = {name: ArtifactRef.from_json(data, origin=origin) for name, data in hit.items()}
@@ -210,8 +259,7 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
     if reused is not None:
         raise reused  # the recorded snapshot is gone too: nothing to run the step on
     if hit is None:
-        previous = metadata.previous_step_run(pipeline_name, node.name, impl.import_path)
-        reason = cache.explain_miss(previous, step_path=impl.import_path,
+        reason = cache.explain_miss(lookup.previous, step_path=impl.import_path,
                                     code_hash=impl.code_hash, params=params,
                                     input_hashes=input_hashes)
     log.info("step %s: executing (%s)", node.name, reason)

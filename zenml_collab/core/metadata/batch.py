@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from zenml_collab.core.metadata import limits
 from zenml_collab.core.metadata import models as m
-from zenml_collab.core.metadata.records import StepRunRecord
+from zenml_collab.core.metadata.records import StepRunRecord, StepStatus, _step_record, utcnow
 
 if TYPE_CHECKING:
     from zenml_collab.core.metadata.store import MetadataStore
@@ -115,16 +116,19 @@ def _view(rows: Any) -> dict[str, PriorStep]:
     return view
 
 
-def _insert_if_absent(dialect: str) -> Any:
+def _insert_if_absent(dialect: str, table: sa.Table | None = None) -> Any:
     # Idempotent like the per-step insert: a retry after a lost acknowledgement (autocommit
     # run connection) must not record a step twice; the (run_id, position) key catches it.
+    # Content-addressed rows (artifacts, cache entries) keep the first writer's row.
+    table = m.step_runs if table is None else table
     if dialect == "sqlite":
         from sqlalchemy.dialects import sqlite
 
-        return sqlite.insert(m.step_runs).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
     from sqlalchemy.dialects import mysql
 
-    return mysql.insert(m.step_runs).on_duplicate_key_update(position=m.step_runs.c.position)
+    key = table.c.position if table is m.step_runs else next(iter(table.primary_key.columns))
+    return mysql.insert(table).on_duplicate_key_update({key.name: key})
 
 
 def step_run_row(record: StepRunRecord) -> dict[str, Any]:
@@ -144,14 +148,106 @@ def record_step_runs(store: MetadataStore, records: list[StepRunRecord]) -> None
 
     One multi-row INSERT statement (per 500 steps), one round trip.
     """
-    if not records:
+    record_steps(store, [Pending(r) for r in records])
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A step run waiting for the run's next batched write, with what an execution adds."""
+
+    record: StepRunRecord
+    new_artifacts: tuple[dict[str, Any], ...] = ()
+    cache: bool = False  # record its outputs as the cache entry of its key
+    replace_cache: bool = False  # the key's entry points at artifacts that are gone
+
+
+def check_record(record: StepRunRecord) -> None:
+    """The size limits :meth:`MetadataStore.record_step` checks, before anything is queued."""
+    limits.check_name("step", record.step_name)
+    limits.check_name("step import path", record.step_path, limits.STEP_PATH_MAX)
+    limits.check_json(f"the parameters of step {record.step_name!r}",
+                      json.dumps(record.params, sort_keys=True))
+    limits.check_json(f"the inputs of step {record.step_name!r}",
+                      json.dumps(record.inputs, sort_keys=True))
+    if record.outputs:
+        limits.check_json(f"the outputs of step {record.step_name!r}",
+                          json.dumps(record.outputs, sort_keys=True))
+
+
+def record_steps(store: MetadataStore, pending: list[Pending]) -> None:
+    """Write ``pending`` step runs: at most four statements whatever their number.
+
+    In order: the new artifacts' rows, the stale cache entries' removal, the new cache
+    entries, the step runs; each a multi-row insert-if-absent (idempotent, so the run
+    connection's retry after a lost connection is safe). On the autocommit run connection
+    each statement commits on its own; every prefix of the sequence is a consistent store
+    (an artifact or cache entry without its step run is what ``remember_outputs`` writes).
+    """
+    if not pending:
         return
     dialect = "sqlite" if store.engine.dialect.name == "sqlite" else "mysql"
-    insert = _insert_if_absent(dialect)
-    rows = [step_run_row(r) for r in records]
+    now = utcnow()
+    artifacts = {a["hash"]: {"hash": a["hash"], "materializer": a["materializer"],
+                             "size": a["size"], "files_json": json.dumps(a["files"]),
+                             "created_at": now}
+                 for p in pending for a in p.new_artifacts}
+    stale = sorted({p.record.cache_key for p in pending if p.replace_cache})
+    entries = {p.record.cache_key: {
+        "cache_key": p.record.cache_key, "step_path": p.record.step_path,
+        "outputs_json": json.dumps(p.record.outputs, sort_keys=True),
+        "run_id": p.record.run_id, "created_at": now}
+        for p in pending if p.cache and p.record.outputs}
+    runs = [step_run_row(p.record) for p in pending]
 
     def work(conn: sa.Connection) -> None:
-        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-            conn.execute(insert.values(rows[start:start + _ROWS_PER_STATEMENT]))
+        _insert_rows(conn, dialect, m.artifacts, list(artifacts.values()))
+        if stale:
+            conn.execute(m.cache_entries.delete().where(m.cache_entries.c.cache_key.in_(stale)))
+        _insert_rows(conn, dialect, m.cache_entries, list(entries.values()))
+        _insert_rows(conn, dialect, m.step_runs, runs)
 
     store._tx(work)
+
+
+def _insert_rows(conn: sa.Connection, dialect: str, table: sa.Table,
+                 rows: list[dict[str, Any]]) -> None:
+    insert = _insert_if_absent(dialect, table)
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        conn.execute(insert.values(rows[start:start + _ROWS_PER_STATEMENT]))
+
+
+@dataclass(frozen=True)
+class StepLookup:
+    """What the cache holds for a step's key, and its latest earlier run (to explain a miss)."""
+
+    cached_outputs: dict[str, Any] | None
+    previous: StepRunRecord | None
+
+
+def lookup_step(store: MetadataStore, *, cache_key: str, pipeline_name: str, step_name: str,
+                step_path: str) -> StepLookup:
+    """:meth:`MetadataStore.cached_outputs` and :meth:`MetadataStore.previous_step_run` in one
+    statement (one round trip instead of two or three for a step that executes).
+
+    The key's cache entry is a one-row header (a primary-key seek) outer-joined with the two
+    candidates for the previous run: this step in this pipeline, else the same code path
+    (each the latest by id through its index); the first that exists wins, as before.
+    """
+    s, c = m.step_runs, m.cache_entries
+    ok = s.c.status.in_((StepStatus.EXECUTED.value, StepStatus.CACHED.value))
+    by_name = (sa.select(s, sa.literal(0).label("preference"))
+               .where(s.c.pipeline_name == pipeline_name, s.c.step_name == step_name, ok)
+               .order_by(s.c.id.desc()).limit(1).subquery("by_name"))
+    by_path = (sa.select(s, sa.literal(1).label("preference"))
+               .where(s.c.step_path == step_path, ok)
+               .order_by(s.c.id.desc()).limit(1).subquery("by_path"))
+    previous = sa.union_all(sa.select(by_name), sa.select(by_path)).subquery("previous")
+    header = sa.select(sa.select(c.c.outputs_json).where(c.c.cache_key == cache_key)
+                       .scalar_subquery().label("hit_outputs_json")).subquery("header")
+    query = (sa.select(header.c.hit_outputs_json, previous)
+             .select_from(header.outerjoin(previous, sa.literal_column("1") == 1)))
+    rows = store._tx(lambda conn: conn.execute(query).all())
+    hit = rows[0].hit_outputs_json
+    found = sorted((r for r in rows if r.run_id is not None), key=lambda r: r.preference)
+    return StepLookup(None if hit is None else dict(json.loads(hit)),
+                      _step_record(found[0]) if found else None)
