@@ -24,143 +24,40 @@ import errno
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from zenml_collab.core.artifacts import integrity
 from zenml_collab.core.artifacts.base import MANIFEST, ArtifactRef, Presence
+from zenml_collab.core.artifacts.gcs_common import (  # noqa: F401  (re-exported)
+    DEFAULT_RETRY_TIMEOUT,
+    REQUIRED_ROLE,
+    _bucket_not_found,
+    _retry,
+    gcs_errors,
+    object_fingerprint,
+    parse_gcs_uri,
+    read_object,
+    storage_client,
+)
 from zenml_collab.core.hashing import hash_files
 from zenml_collab.errors import (
     ArtifactCorruptError,
     ArtifactError,
     ArtifactMissingError,
-    ConfigError,
 )
 
 log = logging.getLogger("zenml_collab.artifacts.gcs")
 T = TypeVar("T")
 
-REQUIRED_ROLE = "roles/storage.objectAdmin"
-DEFAULT_RETRY_TIMEOUT = 60.0
 _MAX_WORKERS = 8
 # Files at least this large are downloaded as parallel ranged reads.
 CHUNKED_DOWNLOAD_THRESHOLD = 128 * 1024 * 1024
 _CHUNK_SIZE = 32 * 1024 * 1024
-# Bucket names: 3-63 (222 with dots) lowercase letters, digits, '-', '_' and '.'.
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
-
-
-def parse_gcs_uri(uri: str) -> tuple[str, str]:
-    """Split ``gs://bucket/prefix`` into ``(bucket, prefix)``; the prefix may be empty.
-
-    >>> parse_gcs_uri("gs://team-artifacts/zenml/")
-    ('team-artifacts', 'zenml')
-    """
-    if not uri.startswith("gs://"):
-        raise ConfigError(f"{uri!r} is not a gs:// URI", "use gs://BUCKET/PREFIX")
-    bucket, _, prefix = uri.removeprefix("gs://").partition("/")
-    if not _BUCKET_NAME.match(bucket):
-        raise ConfigError(
-            f"{uri!r} does not name a valid bucket",
-            "use gs://BUCKET/PREFIX, e.g. gs://my-team-artifacts/zenml (bucket names are "
-            "3-63 lowercase letters, digits, '-', '_' or '.')",
-        )
-    return bucket, prefix.strip("/")
-
-
-# -- the client -------------------------------------------------------------------------------
-def storage_client(credentials_file: str | None = None) -> Any:
-    """The process's ``google.cloud.storage.Client`` (one per environment and credentials).
-
-    Built by the shared Google access layer (:mod:`zenml_collab.google.access`): with
-    ``STORAGE_EMULATOR_HOST`` and no credentials the client is anonymous (fake-gcs-server);
-    otherwise ``GOOGLE_APPLICATION_CREDENTIALS``, the recorded ``credentials_file``, or ADC.
-    """
-    from zenml_collab.google.access import google_access
-
-    return google_access(credentials_file).storage_client()
-
-
-def _retry(timeout: float | None = None) -> Any:
-    """The library's retry policy (429, 5xx, dropped connections) with our time bound."""
-    from google.cloud.storage.retry import DEFAULT_RETRY
-
-    if timeout is None:
-        timeout = float(os.environ.get("COLLAB_GCS_RETRY_TIMEOUT", DEFAULT_RETRY_TIMEOUT))
-    return DEFAULT_RETRY.with_delay(initial=0.25, maximum=8.0, multiplier=2.0).with_timeout(timeout)
-
-
-@contextmanager
-def gcs_errors(bucket: str, action: str) -> Iterator[None]:
-    """Turn the storage library's exceptions into errors a member can act on.
-
-    The one Google classifier does the mapping (exit codes, the role to ask for); a 404 that
-    reaches here is the bucket's own (object-level 404s are handled by the callers).
-    """
-    from zenml_collab.google.access import google_access
-    from zenml_collab.google.errors import NotFoundError, is_google_error
-
-    try:
-        yield
-    except Exception as exc:
-        if isinstance(exc, ArtifactError | ConfigError) or not is_google_error(exc):
-            raise
-        error = google_access().classify(
-            exc, action=action, resource=f"gs://{bucket}", bucket=bucket,
-            permission="storage.objects.list" if action.startswith(("listing", "checking"))
-            else None)
-        if isinstance(error, NotFoundError):
-            raise _bucket_not_found(bucket) from None
-        raise error from None
-
-
-def _bucket_not_found(bucket: str) -> ConfigError:
-    return ConfigError(f"bucket gs://{bucket} does not exist (or is not visible to you)",
-                       "check artifacts.uri for a typo (`collab config show` says which file "
-                       "sets it), or ask an admin to create the bucket")
-
-
-# -- reading single objects (datasources) -----------------------------------------------------
-def read_object(uri: str) -> bytes:
-    """The bytes of the object at ``gs://bucket/path``."""
-    from google.api_core import exceptions as gexc
-
-    bucket, name = parse_gcs_uri(uri)
-    blob = storage_client().bucket(bucket).blob(name)
-    with gcs_errors(bucket, f"reading {name}"):
-        try:
-            data: bytes = blob.download_as_bytes(retry=_retry())
-        except gexc.NotFound:
-            raise ConfigError(f"{uri} does not exist", "check the path of the datasource") from None
-    return data
-
-
-def object_fingerprint(uri: str) -> str:
-    """A content fingerprint of ``gs://bucket/path`` from its metadata (one request).
-
-    The MD5 (or CRC32C for composite objects) and size identify the content, so re-uploading
-    an identical file keeps the cache valid and changing it invalidates the cache.
-    """
-    from google.api_core import exceptions as gexc
-
-    bucket, name = parse_gcs_uri(uri)
-    blob = storage_client().bucket(bucket).blob(name)
-    with gcs_errors(bucket, f"reading {name}"):
-        try:
-            blob.reload(retry=_retry())
-        except gexc.NotFound:
-            raise ConfigError(f"{uri} does not exist", "check the path of the datasource") from None
-    if blob.md5_hash:
-        return f"md5:{blob.md5_hash}:{blob.size}"
-    return f"crc32c:{blob.crc32c}:{blob.size}"
-
-
 # -- the store --------------------------------------------------------------------------------
 class GcsArtifactStore:
     """Content-addressed artifacts in ``gs://bucket/prefix`` (see the module docstring)."""

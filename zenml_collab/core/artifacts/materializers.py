@@ -197,7 +197,7 @@ def _canonical_skops(data: bytes) -> bytes:
 
         def renumber(node: Any) -> Any:
             if isinstance(node, dict):
-                out = {}
+                out: dict[str, Any] = {}
                 for key, item in node.items():
                     if key == "__id__" and isinstance(item, int):
                         out[key] = ids.setdefault(item, len(ids) + 1)
