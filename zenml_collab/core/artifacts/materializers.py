@@ -178,6 +178,47 @@ class PandasMaterializer:
 # Module roots whose types a stored scikit-learn model may contain. skops reconstructs objects
 # without unpickling; these are the estimators and the numpy/scipy values they hold.
 TRUSTED_MODEL_MODULES = ("sklearn", "numpy", "scipy")
+# A name outside skops's own defaults is trusted only where skops builds the object from state
+# (``cls.__new__`` then ``__setstate__``; TreeNode's constructor is fixed to sklearn's Tree).
+# Every other loader *calls* what the file names (ConstructorFromReduceNode and LossNode call
+# ``name(*args)``) or hands back a function the model calls later (FunctionNode, MethodNode,
+# PartialNode): ``numpy.testing._private.utils.runstring`` is "from numpy" and is ``exec``.
+_STATE_ONLY_LOADERS = frozenset({"ObjectNode", "TreeNode"})
+_NEVER_IMPORTED = ("__main__", "tests", "testing", "_testing", "conftest")
+
+
+def _skops_loaders(path: Path) -> dict[str, set[str]]:
+    """``module.class`` -> the skops loaders the file uses for it (read as data, no import)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    loaders: dict[str, set[str]] = {}
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            loader, module, cls = (node.get("__loader__"), node.get("__module__"),
+                                   node.get("__class__"))
+            if isinstance(loader, str) and isinstance(module, str) and isinstance(cls, str):
+                loaders.setdefault(f"{module}.{cls}", set()).add(loader)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return loaders
+
+
+def _refused_model_types(path: Path, untrusted: list[str]) -> list[str]:
+    loaders = _skops_loaders(path)
+    refused = []
+    for name in untrusted:
+        parts = name.split(".")
+        used = loaders.get(name)
+        if (parts[0] != "sklearn" or any(p in _NEVER_IMPORTED for p in parts) or not used
+                or not used <= _STATE_ONLY_LOADERS
+                or ("TreeNode" in used and name != "sklearn.tree._tree.Tree")):
+            refused.append(name)
+    return refused
 
 
 def _canonical_skops(data: bytes) -> bytes:
@@ -251,11 +292,12 @@ class SklearnMaterializer:
 
         path = directory / "model.skops"
         untrusted = sio.get_untrusted_types(file=path)
-        refused = [t for t in untrusted if t.split(".", 1)[0] not in TRUSTED_MODEL_MODULES]
+        refused = _refused_model_types(path, untrusted)
         if refused:
             raise MaterializerError(
-                f"the stored model contains types outside scikit-learn, numpy and scipy: "
-                f"{', '.join(sorted(refused)[:5])}; it was not loaded",
+                f"the stored model contains types or calls skops does not trust and that are "
+                f"not scikit-learn estimators: {', '.join(sorted(refused)[:5])}; it was not "
+                f"loaded",
                 "a model in the shared store may only hold scikit-learn estimators; if you "
                 "trust its author, load it yourself with skops.io.load(path, trusted=[...])")
         return sio.load(path, trusted=untrusted)

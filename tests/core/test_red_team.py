@@ -1,0 +1,119 @@
+"""Red-team findings against the trust boundary (DESIGN §10): each test names a behaviour that
+must hold when a hostile teammate writes the shared stores or a committed file."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zenml_collab.core.artifacts.base import ArtifactRef, load_artifact, save_artifact
+from zenml_collab.core.artifacts.local import LocalArtifactStore
+from zenml_collab.core.hashing import hash_files
+from zenml_collab.errors import MaterializerError
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalArtifactStore:
+    return LocalArtifactStore(tmp_path / "store")
+
+
+def _store_raw(store: LocalArtifactStore, materializer: str, files: dict[str, bytes]) -> ArtifactRef:
+    """What a hostile teammate can do: put any bytes in the store under any label."""
+    staged = store.staging_dir()
+    for name, data in files.items():
+        (staged / name).write_bytes(data)
+    ref = ArtifactRef(hash_files(staged, list(files)), materializer, tuple(files),
+                      sum(map(len, files.values())))
+    store.commit(staged, ref)
+    return ArtifactRef.from_json(ref.to_json(), origin="a test")
+
+
+def _skops(schema: dict) -> bytes:
+    from skops.io._protocol import PROTOCOL
+
+    schema = {**schema, "protocol": PROTOCOL}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("schema.json", json.dumps(schema))
+    return out.getvalue()
+
+
+def _str(value: str) -> dict:
+    return {"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode",
+            "content": json.dumps(value), "is_json": True}
+
+
+def _exec_args(canary: Path) -> dict:
+    """(code, {}) as a skops tuple: the arguments of numpy's ``runstring(astr, dict)``."""
+    empty = {"__class__": "dict", "__module__": "builtins", "__loader__": "DictNode",
+             "content": {}, "key_types": {"__class__": "list", "__module__": "builtins",
+                                          "__loader__": "ListNode", "content": []}}
+    code = f"open({str(canary)!r}, 'w').write('ran')"
+    return {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode",
+            "content": [_str(code), empty]}
+
+
+RUNSTRING = {"__class__": "runstring", "__module__": "numpy.testing._private.utils"}
+
+
+@pytest.mark.parametrize("payload", ["constructor", "loss", "function"])
+def test_a_skops_model_naming_a_numpy_function_never_runs_it(store, tmp_path, payload):
+    """numpy.testing._private.utils.runstring is "from numpy" but is exec(): a skops file that
+    calls it (ConstructorFromReduceNode / LossNode) or hands it to a FunctionTransformer must be
+    refused, not trusted because its module starts with numpy."""
+    canary = tmp_path / "canary"
+    if payload == "constructor":
+        schema = {**RUNSTRING, "__loader__": "ConstructorFromReduceNode",
+                  "content": _exec_args(canary)}
+    elif payload == "loss":
+        schema = {**RUNSTRING, "__loader__": "LossNode", "content": {
+            "__class__": "dict", "__module__": "builtins", "__loader__": "DictNode",
+            "content": {}, "key_types": {"__class__": "list", "__module__": "builtins",
+                                         "__loader__": "ListNode", "content": []}},
+            "__reduce__": {"args": _exec_args(canary)}}
+    else:
+        import skops.io as sio
+        from sklearn.preprocessing import FunctionTransformer
+
+        model = json.loads(zipfile.ZipFile(io.BytesIO(sio.dumps(FunctionTransformer(np.log1p))))
+                           .read("schema.json"))
+        model["content"]["content"]["func"] = {**RUNSTRING, "__loader__": "FunctionNode"}
+        model["content"]["content"]["kw_args"] = {
+            "__class__": "dict", "__module__": "builtins", "__loader__": "DictNode",
+            "content": {"dict": {"__class__": "dict", "__module__": "builtins",
+                                 "__loader__": "DictNode", "content": {},
+                                 "key_types": {"__class__": "list", "__module__": "builtins",
+                                               "__loader__": "ListNode", "content": []}}},
+            "key_types": {"__class__": "list", "__module__": "builtins",
+                          "__loader__": "ListNode", "content": [_str("dict")]}}
+        schema = model
+    ref = _store_raw(store, "sklearn", {"model.skops": _skops(schema)})
+    with pytest.raises(MaterializerError) as info:
+        value = load_artifact(store, ref)
+        if payload == "function":  # what the victim does with a model: use it
+            value.transform(f"open({str(canary)!r}, 'w').write('ran')")
+    assert info.value.hint
+    assert "runstring" in info.value.message
+    assert not canary.exists()
+
+
+def test_real_scikit_learn_models_still_load_without_opt_in(store):
+    """The guide's workflow: tree ensembles, histogram boosting and neighbours need sklearn's
+    own internal types (Tree, TreePredictor, KDTree), built from state, never called."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 3))
+    y = (x[:, 0] > 0.5).astype(int)
+    for model in (RandomForestClassifier(n_estimators=3, random_state=0),
+                  HistGradientBoostingClassifier(max_iter=3), KNeighborsClassifier()):
+        model.fit(x, y)
+        ref = save_artifact(store, model)
+        loaded = load_artifact(store, ArtifactRef.from_json(ref.to_json(), origin="a test"))
+        assert (loaded.predict(x) == model.predict(x)).all()
