@@ -117,3 +117,31 @@ def test_real_scikit_learn_models_still_load_without_opt_in(store):
         ref = save_artifact(store, model)
         loaded = load_artifact(store, ArtifactRef.from_json(ref.to_json(), origin="a test"))
         assert (loaded.predict(x) == model.predict(x)).all()
+
+
+@pytest.mark.parametrize("private", [".collab/local.yaml", ".git/config", "./.collab/../.git/config"])
+def test_a_committed_config_cannot_snapshot_a_members_private_files(tmp_repo, private):
+    """``.collab/local.yaml`` (the member's DB password) and ``.git/config`` (a token in a remote
+    URL) are inside the repository but never data: a teammate's committed pipeline config that
+    reads them (as a one-column CSV) must not upload them to the team's artifact store."""
+    import subprocess
+
+    (tmp_repo.root / ".collab" / "local.yaml").write_text(
+        "version: 1\nmetadata:\n  kind: sqlite\n  password: TOPSECRET-PW\n")
+    subprocess.run(["git", "-C", str(tmp_repo.root), "config", "remote.origin.url",
+                    "https://x:TOPSECRET-PW@example.invalid/r.git"], check=True)
+    (tmp_repo.root / "d.csv").write_text("a,b\n1,2\n")
+    from zenml_collab import CSVDatasource, Pipeline
+
+    p = Pipeline("src")
+    p.add(CSVDatasource(name="d", path="d.csv"))
+    p.run()
+    text = (tmp_repo.root / "pipelines" / "src.yaml").read_text()
+    theirs = tmp_repo.root / "pipelines" / "theirs.yaml"
+    theirs.write_text(text.replace("name: src\n", "name: theirs\n").replace(
+        "path: d.csv", f'path: {private}\n    sep: "\\x01"\n    header: null'))
+    result = tmp_repo.collab("run", str(theirs))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "private" in result.stderr and "Traceback" not in result.stderr
+    stored = [f for f in (tmp_repo.root / ".collab" / "artifacts").rglob("*") if f.is_file()]
+    assert not any(b"TOPSECRET" in f.read_bytes() for f in stored)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from zenml_collab.core.pipeline import Pipeline
 
 ALLOW_PATHS_ENV = "COLLAB_ALLOW_PATHS"
+#: Directories of the repository that are never data: the member's own settings and secrets.
+PRIVATE_DIRS = (".collab", ".git")
 
 
 def allowed_roots(root: Path) -> list[Path]:
@@ -54,6 +56,15 @@ def resolve_local_source(path: str, root: Path | None = None) -> Path:
         # that every member's clone reads its own copy of the same committed file.
         candidate = root / candidate
     resolved = candidate.resolve()
+    inside = resolved.relative_to(root.resolve()).parts if resolved.is_relative_to(
+        root.resolve()) else ()
+    if inside and inside[0] in PRIVATE_DIRS:
+        # .collab/local.yaml holds the member's password, .git/config may hold a token in a
+        # remote URL: a teammate's config must not snapshot them into the team's bucket.
+        raise ConfigError(
+            f"datasource path {path!r} is inside {inside[0]}/, which is private to each member "
+            "(settings, credentials, git internals) and never data",
+            "point the datasource at a data file in the repository or at gs://")
     for allowed in allowed_roots(root):
         if resolved == allowed or resolved.is_relative_to(allowed):
             return resolved
