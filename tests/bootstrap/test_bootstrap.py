@@ -107,7 +107,9 @@ def test_dry_run_plans_everything_and_changes_nothing(
     project_roles = {(b["role"], b["member"]) for b in plan["bindings"] if b["scope"] == "project"}
     assert project_roles == {(role, m) for m in MEMBERS
                              for role in ("roles/cloudsql.client", "roles/cloudsql.instanceUser")}
-    assert plan["changes"] == 2 + len(MEMBERS) + 1 + 4 * len(MEMBERS) + len(MEMBERS)
+    # + 1: the metadata store, initialised in the new database in the grants' login.
+    assert plan["changes"] == 2 + len(MEMBERS) + 1 + 4 * len(MEMBERS) + len(MEMBERS) + 1
+    assert plan["store"] == {"database": "zenml", "action": "create", "store_id": None}
 
 
 @runs_grants
@@ -126,8 +128,10 @@ def test_interrupted_instance_creation_resumes_without_duplicates(
 
     resumed = action.plan(admin, make_request())
     assert resumed.resource("sql_instance")[0].action == "wait"
-    action.apply(admin, resumed)
-    final = action.plan(admin, make_request())
+    result = action.apply(admin, resumed)
+    # As the CLI does: the plan reads the collab.yaml that records the store.
+    final = action.plan(admin, make_request(),
+                        action.team_config(resumed, store_id=result.store_id))
 
     assert final.changes == 0
     assert _method_count(gcp, "sql.instances.insert", None) == 1
@@ -214,12 +218,16 @@ def test_transient_errors_on_any_call_are_retried(
     gcp: FakeGCP, admin: GcpClients, method: str, status: int,
 ) -> None:
     gcp.inject(method, status=status, times=2)
-    action.apply(admin, action.plan(admin, make_request()))
-    # Some reads (users.list) only happen on the re-run's plan, once the instance exists.
-    assert action.plan(admin, make_request()).changes == 0
+    first = action.plan(admin, make_request())
+    result = action.apply(admin, first)
+    # Some reads (users.list) only happen on the re-run's plan, once the instance exists (its
+    # collab.yaml records the store, as the CLI writes it).
+    recorded = action.team_config(first, store_id=result.store_id)
+    assert action.plan(admin, make_request(), recorded).changes == 0
     assert _method_count(gcp, method, status) == 2
 
 
+@runs_grants  # logs in as collab-admin to set up the metadata store
 def test_password_auth_keeps_passwords_out_of_collab_yaml(
     gcp: FakeGCP, collab: Callable[..., CliResult], repo: Path,
 ) -> None:
@@ -241,8 +249,10 @@ def test_password_auth_keeps_passwords_out_of_collab_yaml(
     assert file_mode(local) == 0o600
     policy = gcp.world.projects[PROJECT].policy.bindings
     assert ALICE not in policy.get("roles/cloudsql.instanceUser", [])
-    # Built-in users have their privileges already: no grants, no grant user.
-    assert out["plan"]["grants"] == [] and (action.GRANT_ADMIN_USER, "%") not in inst.users
+    # Built-in users have their privileges already: no grants; collab-admin only set up the
+    # metadata store, whose id is in collab.yaml.
+    assert out["plan"]["grants"] == [] and out["plan"]["store"]["action"] == "create"
+    assert out["store_id"] and out["store_id"] in team_text
 
 
 @runs_grants

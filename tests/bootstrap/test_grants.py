@@ -172,20 +172,22 @@ def test_regrant_repairs_a_run_interrupted_before_granting(
     with pytest.raises(KeyboardInterrupt):
         action.apply(admin, action.plan(admin, make_request()), interrupt)
     # The users exist now, so a plain re-run has nothing to grant: the member is locked out.
+    # (It creates collab-admin to set up the metadata store the interrupted run did not.)
     again = collab(*bootstrap_args("--json"))
     assert again.code == 0 and json.loads(again.out)["plan"]["grants"] == []
+    assert json.loads(again.out)["plan"]["store"]["action"] == "record"
     assert _as_member(gcp, BOB_EMAIL, repo, monkeypatch, "bob_probe") == 1044
     assert "collab bootstrap --regrant" in _doctor_login_hint(gcp, BOB_EMAIL, repo, monkeypatch)
 
     dry = json.loads(collab(*bootstrap_args("--regrant", "--dry-run", "--json")).out)["plan"]
     assert {(g["member"], g["reason"]) for g in dry["grants"]} == {(m, "regrant")
                                                                   for m in MEMBERS}
-    # Interrupted before collab-admin was made: this run creates it.
-    assert dry["grant_user"]["action"] == "create"
+    # The re-run made collab-admin (for the store): this run sets a fresh password on it.
+    assert dry["grant_user"]["action"] == "update"
     before = len(gcp.requests)
     result = collab(*bootstrap_args("--regrant"))
     assert result.code == 0, result.err
-    assert _admin_api_changes(gcp, before) == ["sql.users.insert"]
+    assert _admin_api_changes(gcp, before) == ["sql.users.update"]
     assert _as_member(gcp, BOB_EMAIL, repo, monkeypatch, "bob_probe") is None
 
 
@@ -237,5 +239,7 @@ def test_password_auth_plans_no_grant_and_regrant_only_warns(
                                     "--json"))
     assert result.code == 0, result.err
     plan = json.loads(result.out)["plan"]
-    assert plan["grants"] == [] and plan["grant_user"]["action"] == "none"
+    # No grants; collab-admin is created only to set up the metadata store.
+    assert plan["grants"] == [] and plan["grant_user"]["action"] == "create"
+    assert plan["store"]["action"] == "create"
     assert any("--regrant has no effect" in w for w in plan["warnings"])

@@ -68,6 +68,10 @@ class Team:
     mysql: dict[str, Any] | None = None
     origin: Path | None = None
     members: list[Member] = field(default_factory=list)
+    # Bootstrap sets up the store and records its id in collab.yaml; False: a team
+    # bootstrapped before it did (the first member's join creates the store).
+    store_by_bootstrap: bool = True
+    store_id: str | None = None
 
     def member(self, name: str, *, roles: tuple[str, ...] = MEMBER_ROLES,
                bucket_roles: tuple[str, ...] = BUCKET_ROLES, db_user: bool = True,
@@ -102,11 +106,33 @@ class Team:
         finally:
             conn.close()
 
+    def _set_up_store(self) -> str | None:
+        """What bootstrap does: an empty team database becomes the store; its id (None for a
+        store from before store ids)."""
+        if self.mysql is None:
+            return None
+        import sqlalchemy as sa
+
+        from zenml_collab.core.metadata.schema import SchemaState
+        from zenml_collab.core.metadata.store import MetadataStore
+
+        engine = sa.create_engine(sa.URL.create(
+            "mysql+pymysql", username=self.mysql["user"], password=self.mysql["password"],
+            host=self.mysql["host"], port=self.mysql["port"], database=self.database))
+        try:
+            store = MetadataStore(engine)
+            if store.schema_state() is SchemaState.EMPTY:
+                store.check_schema()
+            return store.store_id()
+        finally:
+            engine.dispose()
+
     def team_config(self) -> TeamConfig:
         return TeamConfig(
             gcp=GcpConfig(project=PROJECT, region=REGION, instance=CONNECTION,
                           database=self.database, bucket=self.bucket),
-            metadata=MetadataConfig(kind="cloudsql", instance=CONNECTION, database=self.database),
+            metadata=MetadataConfig(kind="cloudsql", instance=CONNECTION, database=self.database,
+                                    store_id=self.store_id),
             artifacts=ArtifactsConfig(uri=f"gs://{self.bucket}/artifacts"))
 
     def repo(self, name: str) -> Path:
@@ -116,6 +142,8 @@ class Team:
             git(self.tmp, "init", "-q", "--bare", "--initial-branch=main", str(self.origin))
             admin = self.tmp / "admin-clone"
             make_git_repo(admin, "admin")
+            if self.store_by_bootstrap:
+                self.store_id = self._set_up_store()
             write_team_config(admin, self.team_config())
             (admin / "data").mkdir()
             shutil.copyfile(str(DATA), admin / "data" / "diabetes.csv")

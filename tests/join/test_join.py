@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.join.conftest import CONNECTION, Team
-from zenml_collab.config import file_mode, load_local_config
+from zenml_collab.config import file_mode, load_local_config, load_team_config
 from zenml_collab.testing.repos import git
 
 EXAMPLES = resources.files("zenml_collab.examples")
@@ -118,10 +118,11 @@ def test_python_connector_join_verifies_both_stores_and_a_second_join_changes_no
     # The probe object is gone again; nothing secret or personal reached a tracked file.
     objects = [o for o in team.fake.requests if o.method == "DELETE" and ".collab-probe-" in o.path]
     assert len(objects) == 1 and objects[0].status in (200, 204)
-    # Joining leaves no untracked file: .collab/ is ignored in .git/info/exclude. The first
-    # member, whose join created the store, records its id in collab.yaml to commit.
-    assert git(repo, "status", "--porcelain") == "M collab.yaml"
-    assert "commit it" in first.stdout
+    # Joining leaves no untracked or changed file: .collab/ is ignored in .git/info/exclude,
+    # and bootstrap, which set up the store, recorded its id in the committed collab.yaml.
+    assert git(repo, "status", "--porcelain") == ""
+    assert "commit it" not in first.stdout and team.store_id is not None
+    assert load_team_config(repo).metadata.store_id == team.store_id
     assert ".collab/" in (repo / ".git" / "info" / "exclude").read_text()
     assert member.email not in tracked_text(repo) and "key" not in git(repo, "ls-files")
 
@@ -130,6 +131,22 @@ def test_python_connector_join_verifies_both_stores_and_a_second_join_changes_no
     assert second.returncode == 0, second.stdout + second.stderr
     assert "already joined" in second.stdout and "nothing changed" in second.stdout
     assert local_file.read_bytes() == written
+
+
+@pytest.mark.mysql
+def test_first_join_of_a_team_bootstrapped_before_store_ids_creates_the_store_and_records_it(
+    team: Team,
+) -> None:
+    team.store_by_bootstrap = False  # an older bootstrap left the database empty
+    member = team.member("ida")
+    repo = team.repo("ida")
+    first = collab(repo, "join", "--connector", "python", "--json", env=member.env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert json.loads(first.stdout)["schema"]["state"] == "current"
+    assert load_team_config(repo).metadata.store_id is not None
+    # Only the member whose join created the store records its id (and commits it).
+    assert git(repo, "status", "--porcelain") == "M collab.yaml"
+    assert "commit it" in first.stdout
 
 
 @pytest.mark.mysql

@@ -64,7 +64,9 @@ def test_proxy_join_starts_a_ready_container_the_store_works_through_and_reuses_
     first = join(request, on_progress=progress.append)
     assert isinstance(first, JoinResult)
     assert first.proxy is not None and first.proxy.ready and not first.proxy.reused
-    assert first.schema.state == "current" and first.schema.initialised
+    # Bootstrap set up the store: the join finds it, the one collab.yaml names.
+    assert first.schema.state == "current" and not first.schema.initialised
+    assert first.schema.store_id == team.store_id and team.store_id is not None
     assert any("proxy" in line for line in progress)
 
     attrs = docker_client.containers.get(first.proxy.container_id).attrs

@@ -16,11 +16,13 @@
         "grants":    [{"member", "login", "database", "reason": "new user"|"regrant",
                        "action": "grant"}],   # GRANT ALL PRIVILEGES ON `database`.* TO login@%
         "grant_user": {"name": "collab-admin", "action": "create"|"update"|"none"},
+        "store": {"database", "action": "create"|"record"|"none", "store_id": str|null},
         "warnings": [str],
         "changes": int               # items whose action is not "none"
       },
       "applied": bool,               # false for --dry-run
       "collab_yaml": str|null,       # path written
+      "store_id": str|null,          # the metadata store's id, recorded in collab.yaml
       "passwords": [{"member", "username", "password"}]   # --db-auth password only, once
     }
 
@@ -29,6 +31,15 @@ The plan is the one computed before applying (a second run shows ``"changes": 0`
 ``grants`` lists the members whose IAM database user gets its database in this run: those
 created now, or all with ``--regrant``. bootstrap runs them as the built-in user ``collab-admin``
 after setting a fresh random password on it (``grant_user``) that is never stored or shown.
+
+``store`` is the metadata store in the database, set up in that same login: ``create`` (a new
+database: schema and store id initialised), ``record`` (an existing database whose store
+``collab.yaml`` does not name yet: initialised if empty, its id read) or ``none``
+(``collab.yaml`` already records the id: no login). The id lands in ``collab.yaml``
+(``metadata.store_id``), so no member's join has to write it.
+
+The work is one action call (:func:`zenml_collab.actions.bootstrap.bootstrap`); this module
+parses flags, asks before enabling APIs and renders the plan and the outcome.
 """
 
 from __future__ import annotations
@@ -37,14 +48,19 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
+from zenml_collab.actions.bootstrap.model import GRANT_ADMIN_USER
 from zenml_collab.cli.render import console, err_console, table
-from zenml_collab.errors import CollabError
+
+if TYPE_CHECKING:
+    from zenml_collab.actions.bootstrap.model import BootstrapOutcome, Plan, Progress
+    from zenml_collab.infra.gcp.credentials import FoundCredentials
 
 _ACTION_STYLE = {"create": "green", "add": "green", "enable": "green", "grant": "green",
+                 "record": "green",
                  "update": "yellow",
                  "wait": "cyan", "none": "dim"}
 
@@ -54,7 +70,7 @@ def _styled(action: str, width: int = 0) -> str:
     return f"[{_ACTION_STYLE.get(action, '')}]{label}[/]"
 
 
-def _resolve_project(project: str | None, found: Any) -> str:
+def _resolve_project(project: str | None, found: FoundCredentials) -> str:
     from zenml_collab.infra.gcp.credentials import gcloud_config_value
 
     value = (project or os.environ.get("CLOUDSDK_CORE_PROJECT")
@@ -77,30 +93,25 @@ def _resolve_region(region: str | None) -> str:
     return value
 
 
-def _render_plan(plan: Any) -> None:
-    data = plan.to_json()
-    console.print(f"project [bold]{data['project']}[/] ({data['region']}), "
-                  f"as {data['admin'] or 'unknown account'}")
-    rows = [["service", s["name"], _styled(s["action"])] for s in data["services"]]
-    rows += [[r["type"], r["name"], _styled(r["action"])] for r in data["resources"]]
+def _render_plan(plan: Plan) -> None:
+    console.print(f"project [bold]{plan.request.project}[/] ({plan.request.region}), "
+                  f"as {plan.admin or 'unknown account'}")
+    rows = [[kind, name, _styled(action)] for kind, name, action in plan.rows()]
     console.print(table("resources", ["type", "name", "action"], rows))
     # Lines, not a table: roles and members are long and must never be cut off.
     console.print("IAM bindings")
-    for b in data["bindings"]:
-        console.print(f"  {_styled(b['action'], 6)}  {b['role']}  {b['member']}  "
-                      f"on {b['resource']}", overflow="ignore", crop=False)
-    if data["grants"]:
-        console.print(f"database grants (as {data['grant_user']['name']}, password set fresh "
+    for action, text in plan.binding_lines():
+        console.print(f"  {_styled(action, 6)}  {text}", overflow="ignore", crop=False)
+    if plan.grants:
+        console.print(f"database grants (as {GRANT_ADMIN_USER}, password set fresh "
                       "and never stored)")
-    for g in data["grants"]:
-        console.print(f"  {_styled(g['action'], 6)}  ALL PRIVILEGES on `{g['database']}`.* to "
-                      f"'{g['login']}'@'%'  ({g['reason']}: {g['member']})",
-                      overflow="ignore", crop=False)
-    for warning in data["warnings"]:
+    for action, text in plan.grant_lines():
+        console.print(f"  {_styled(action, 6)}  {text}", overflow="ignore", crop=False)
+    for warning in plan.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
 
 
-def _on_progress(event: Any) -> None:
+def _on_progress(event: Progress) -> None:
     op = event.operation
     if op is not None and op.status != "DONE" and op.polls % 10 != 1:
         return  # one line every ten polls, not a flood
@@ -135,7 +146,6 @@ def bootstrap(project: str | None, region: str | None, instance: str, bucket: st
               dry_run: bool, yes: bool, as_json: bool, directory: Path) -> None:
     """Provision (or check) the team's Cloud SQL instance, bucket and IAM; safe to re-run."""
     from zenml_collab.actions import bootstrap as action
-    from zenml_collab.infra.gcp.clients import GcpClients
     from zenml_collab.infra.gcp.credentials import find_credentials
 
     _check_names(project, region, instance, bucket, tier, database)
@@ -144,37 +154,18 @@ def bootstrap(project: str | None, region: str | None, instance: str, bucket: st
         project=_resolve_project(project, found), region=_resolve_region(region),
         members=members, instance=instance, bucket=bucket, tier=tier, database=database,
         db_auth="password" if db_auth == "password" else "iam", regrant=regrant)
-    with GcpClients.from_found(found, request.project) as clients:
-        plan = action.plan(clients, request)
-        if not as_json:
-            _render_plan(plan)
-        if dry_run:
-            _finish(as_json, plan, applied=False)
-            return
-        enable = yes
-        if plan.disabled_services and not yes and not as_json and sys.stdin.isatty():
-            enable = click.confirm(f"enable {', '.join(plan.disabled_services)} in "
-                                   f"{request.project}?", default=True)
-        try:
-            result = action.apply(clients, plan, None if as_json else _on_progress,
-                                  enable_services=enable)
-        except KeyboardInterrupt:
-            # Users created before the interrupt exist on the re-run, so only --regrant grants
-            # them their database.
-            again = " with --regrant" if plan.grants else ""
-            raise CollabError("interrupted; what was started keeps going on Google's side",
-                              f"re-run the same command{again}: it resumes from what "
-                              "exists") from None
-    root = action.config_root(directory)
-    before = _read(root / "collab.yaml")
-    path, own = action.write_config(root, plan, result.passwords)
-    handed = tuple(p for p in result.passwords if p is not own)
-    _finish(as_json, plan, applied=True, path=path, passwords=handed, own=own,
-            config_changed=_read(path) != before)
 
+    def confirm(plan: Plan) -> bool:
+        if as_json or not sys.stdin.isatty():
+            return False
+        return click.confirm(f"enable {', '.join(plan.disabled_services)} in "
+                             f"{request.project}?", default=True)
 
-def _read(path: Path) -> bytes | None:
-    return path.read_bytes() if path.is_file() else None
+    outcome = action.bootstrap(request, found, directory, dry_run=dry_run, enable_services=yes,
+                               confirm_enable=confirm,
+                               on_plan=None if as_json else _render_plan,
+                               on_progress=None if as_json else _on_progress)
+    _finish(outcome, as_json)
 
 
 def _check_names(project: str | None, region: str | None, instance: str, bucket: str | None,
@@ -197,41 +188,17 @@ def _check_names(project: str | None, region: str | None, instance: str, bucket:
     names.check_database(database)
 
 
-def _finish(as_json: bool, plan: Any, *, applied: bool, path: Path | None = None,
-            passwords: tuple[Any, ...] = (), own: Any = None, config_changed: bool = True
-            ) -> None:
+def _finish(outcome: BootstrapOutcome, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({
-            "version": 1, "dry_run": not applied, "plan": plan.to_json(), "applied": applied,
-            "collab_yaml": str(path) if path else None,
-            "passwords": [{"member": p.member, "username": p.username, "password": p.password}
-                          for p in passwords],
-        }, indent=2))
+        click.echo(json.dumps(outcome.to_json(), indent=2))
         return
-    if not applied:
-        console.print(f"dry run: {plan.changes} change(s) planned, none made")
-        return
-    if plan.changes == 0 and not config_changed:
-        # A re-run on a complete setup: one coherent line, and no "next" steps to repeat.
-        console.print(f"[green]everything is in place[/]: no change made; {path} is up to date")
-        return
-    if plan.changes == 0:
-        console.print(f"[green]everything is in place[/] in Google Cloud: no change made there; "
-                      f"wrote {path}")
+    from rich.markup import escape
+
+    tone, headline = outcome.headline
+    if tone == "dry":
+        console.print(headline, markup=False)
     else:
-        console.print(f"[green]done[/]: {plan.changes} change(s); wrote {path}")
-    if plan.grants:
-        console.print(f"granted {len(plan.grants)} member(s) the database {plan.request.database}")
-    if own is not None:
-        console.print(f"your database password is in .collab/local.yaml (user {own.username})")
-    for p in passwords:
-        # Shown once: the admin hands it over privately; it is stored nowhere else.
-        console.print(f"password for {p.member} (database user {p.username}): {p.password}")
-    if passwords:
-        console.print("[yellow]hand each password to its member privately; it is not stored "
-                      "anywhere and will not be shown again[/]")
-    console.print("next:\n"
-                  f"  1. commit it: git add {path.name if path else 'collab.yaml'} .gitignore && "
-                  "git commit -m 'zenml-collab team config' && git push\n"
-                  "  2. each teammate pulls, runs `gcloud auth application-default login`, "
-                  "then `collab join`")
+        label, _, rest = headline.partition(":")
+        console.print(f"[green]{label}[/]:{escape(rest)}")
+    for line in outcome.summary():
+        console.print(line, markup=False, overflow="ignore", crop=False)

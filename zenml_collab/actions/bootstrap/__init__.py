@@ -11,14 +11,21 @@ With IAM database auth, members' new database users get their database through :
 (``GRANT`` run as the built-in ``collab-admin`` user); ``--regrant`` grants every member again,
 which repairs a run interrupted between creating users and granting them.
 
-One module per concern: :mod:`.model` (request, plan and its JSON shape, progress, result),
-:mod:`.planning` (the read-only phase), :mod:`.applying` (the mutating steps), :mod:`.grants`
-(the SQL GRANTs) and :mod:`.config` (writing ``collab.yaml`` and the admin's password).
+In the same login bootstrap sets up the metadata store (:mod:`.store`): a new database gets the
+schema and the store's identity, an existing store keeps its id, and the id is written to
+``collab.yaml`` (``metadata.store_id``) for the admin to commit.
+
+One module per concern: :mod:`.model` (request, plan and outcome with their JSON and text
+shapes, progress, result), :mod:`.planning` (the read-only phase), :mod:`.applying` (the
+mutating steps), :mod:`.grants` (the SQL GRANTs), :mod:`.store` (the store's schema and id),
+:mod:`.config` (writing ``collab.yaml`` and the admin's password) and :mod:`.command`
+(:func:`bootstrap`: the one call the CLI makes).
 """
 
 from __future__ import annotations
 
 from zenml_collab.actions.bootstrap.applying import apply
+from zenml_collab.actions.bootstrap.command import bootstrap
 from zenml_collab.actions.bootstrap.config import config_root, team_config, write_config
 from zenml_collab.actions.bootstrap.grants import grant_statement
 from zenml_collab.actions.bootstrap.model import (
@@ -28,6 +35,7 @@ from zenml_collab.actions.bootstrap.model import (
     Action,
     ApplyResult,
     BindingChange,
+    BootstrapOutcome,
     BootstrapRequest,
     GrantChange,
     MemberPassword,
@@ -36,6 +44,7 @@ from zenml_collab.actions.bootstrap.model import (
     ProgressCallback,
     ResourceChange,
     ServiceState,
+    StoreChange,
 )
 from zenml_collab.actions.bootstrap.planning import (
     PROJECT_STORAGE_ROLES,
@@ -53,6 +62,7 @@ __all__ = [
     "Action",
     "ApplyResult",
     "BindingChange",
+    "BootstrapOutcome",
     "BootstrapRequest",
     "GrantChange",
     "MemberPassword",
@@ -61,7 +71,9 @@ __all__ = [
     "ProgressCallback",
     "ResourceChange",
     "ServiceState",
+    "StoreChange",
     "apply",
+    "bootstrap",
     "config_root",
     "db_user",
     "grant_statement",

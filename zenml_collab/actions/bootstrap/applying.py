@@ -168,5 +168,7 @@ def apply(clients: GcpClients, plan_: Plan, on_progress: ProgressCallback | None
                                     retry=clients.retry)
     # Last: the one step that talks to MySQL itself (port 3307 may be blocked where the admin
     # sits), so when it fails everything else is in place and `--regrant` is all that is left.
-    apply_grants(clients, plan_, report)
-    return ApplyResult(plan_.changes, tuple(passwords), tuple(g.login for g in plan_.grants))
+    # In the same login: the metadata store's schema and identity (for collab.yaml).
+    store_id, created = apply_grants(clients, plan_, report)
+    return ApplyResult(plan_.changes, tuple(passwords), tuple(g.login for g in plan_.grants),
+                       store_id, created)

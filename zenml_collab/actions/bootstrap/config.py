@@ -22,14 +22,20 @@ from zenml_collab.config import (
 from zenml_collab.infra.gcp.permissions import normalise_member
 
 
-def team_config(plan_: Plan, existing: TeamConfig | None = None) -> TeamConfig:
-    """``collab.yaml`` for ``plan_``, keeping unrelated settings (e.g. proxy) of ``existing``."""
+def team_config(plan_: Plan, existing: TeamConfig | None = None,
+                store_id: str | None = None) -> TeamConfig:
+    """``collab.yaml`` for ``plan_``, keeping unrelated settings (e.g. proxy) of ``existing``.
+
+    ``store_id`` (the store bootstrap set up or found) is recorded as ``metadata.store_id``;
+    without one, the id the plan found already recorded is kept.
+    """
     req = plan_.request
+    store_id = store_id or (plan_.store.store_id if plan_.store else None)
     gcp = GcpConfig(project=req.project, region=req.region, instance=plan_.connection_name,
                     database=req.database, db_auth=req.db_auth, bucket=req.bucket_name,
                     members=req.members)
     metadata = MetadataConfig(kind="cloudsql", instance=plan_.connection_name,
-                              database=req.database, auth=req.db_auth)
+                              database=req.database, auth=req.db_auth, store_id=store_id)
     # The store adds artifacts/<hash[:2]>/<hash>/ itself: no prefix, or objects would land
     # under gs://bucket/artifacts/artifacts/.
     artifacts = ArtifactsConfig(uri=f"gs://{req.bucket_name}")
@@ -37,11 +43,12 @@ def team_config(plan_: Plan, existing: TeamConfig | None = None) -> TeamConfig:
     return base.model_copy(update={"gcp": gcp, "metadata": metadata, "artifacts": artifacts})
 
 
-def write_config(root: Path, plan_: Plan, passwords: tuple[MemberPassword, ...] = ()
-                 ) -> tuple[Path, MemberPassword | None]:
-    """Write ``collab.yaml``; the admin's own generated password (if any) goes to their
-    ``.collab/local.yaml`` (0600). Returns the team file and the password kept locally."""
-    path = write_team_config(root, team_config(plan_, load_team_config(root)))
+def write_config(root: Path, plan_: Plan, passwords: tuple[MemberPassword, ...] = (),
+                 store_id: str | None = None) -> tuple[Path, MemberPassword | None]:
+    """Write ``collab.yaml`` (with the store's id); the admin's own generated password (if
+    any) goes to their ``.collab/local.yaml`` (0600). Returns the team file and the password
+    kept locally."""
+    path = write_team_config(root, team_config(plan_, load_team_config(root), store_id))
     from zenml_collab.actions.init import ensure_ignored
 
     ensure_ignored(root)  # .gitignore, committed with collab.yaml: members then change nothing

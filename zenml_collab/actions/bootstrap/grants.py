@@ -12,7 +12,7 @@ in this process's memory; it is never written, printed or logged.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zenml_collab.actions.bootstrap.model import (
     GRANT_ADMIN_USER,
@@ -25,6 +25,9 @@ from zenml_collab.errors import CollabError
 from zenml_collab.infra.gcp import sqladmin
 from zenml_collab.infra.gcp.clients import GcpClients
 from zenml_collab.infra.gcp.retry import status_of
+
+if TYPE_CHECKING:
+    from zenml_collab.google.access import OwnedConnector
 
 STEP = "database grants"
 
@@ -48,19 +51,41 @@ def regrant_hint(plan_: Plan) -> str:
             "... --regrant` (same flags) to grant every member again")
 
 
-def apply_grants(clients: GcpClients, plan_: Plan, on_progress: ProgressCallback) -> None:
-    """Run ``plan_.grants`` as :data:`GRANT_ADMIN_USER` (nothing to do: no call at all)."""
-    if not plan_.grants:
-        return
+def apply_grants(clients: GcpClients, plan_: Plan, on_progress: ProgressCallback
+                 ) -> tuple[str | None, bool]:
+    """Run ``plan_.grants`` and set up the metadata store (:mod:`.store`) in one login as
+    :data:`GRANT_ADMIN_USER`; nothing to do: no call at all.
+
+    Returns (the store's id, whether this run initialised the store); with nothing to do, the
+    id ``collab.yaml`` already records.
+    """
+    store = plan_.store
+    needs_store = store is not None and store.action != "none"
+    if not plan_.grants and not needs_store:
+        return (store.store_id if store else None), False
     password = secrets.token_urlsafe(32)
+    granted = False
     try:
         _set_password(clients, plan_, password, on_progress)
         on_progress(Progress(STEP, f"connecting as {GRANT_ADMIN_USER} through the Cloud SQL "
                                    "connector"))
-        _run(clients, plan_, password, on_progress)
+        from zenml_collab.actions.bootstrap.store import ensure_store
+        from zenml_collab.google.access import OwnedConnector
+        from zenml_collab.infra.gcp.endpoints import sqladmin_endpoint
+
+        # The admin's own credentials, the ones every other bootstrap call used.
+        connector = OwnedConnector(sqladmin_endpoint(), credentials=clients.credentials)
+        try:
+            _run(connector, plan_, password, on_progress)
+            granted = True
+            return (ensure_store(connector, plan_, password, on_progress) if needs_store
+                    else (None, False))
+        finally:
+            connector.close()
     except CollabError as exc:
-        # Users created earlier in this run exist now: a plain re-run would not grant them.
-        exc.hint = (f"{exc.hint}; then " if exc.hint else "") + regrant_hint(plan_)
+        if plan_.grants and not granted:
+            # Users created earlier in this run exist now: a plain re-run would not grant them.
+            exc.hint = (f"{exc.hint}; then " if exc.hint else "") + regrant_hint(plan_)
         raise
 
 
@@ -105,35 +130,33 @@ def _status(exc: CollabError) -> int | None:
     return status_of(exc.__cause__) if exc.__cause__ is not None else None
 
 
-def _run(clients: GcpClients, plan_: Plan, password: str, on_progress: ProgressCallback) -> None:
+def _run(connector: OwnedConnector, plan_: Plan, password: str,
+         on_progress: ProgressCallback) -> None:
+    if not plan_.grants:
+        return
     import pymysql
 
-    from zenml_collab.core.metadata.engine import OwnedConnector
-    from zenml_collab.infra.gcp.endpoints import sqladmin_endpoint
-
-    # The admin's own credentials, the ones every other bootstrap call used.
-    connector = OwnedConnector(sqladmin_endpoint(), credentials=clients.credentials)
+    conn = login(connector, plan_.connection_name, password)
     try:
-        conn = _login(connector, plan_.connection_name, password)
-        try:
-            with conn.cursor() as cur:
-                for grant in plan_.grants:
-                    on_progress(Progress(f"grant {grant.login}",
-                                         f"ALL PRIVILEGES on {_quote_db(grant.database)}.* "
-                                         f"({grant.reason}: {grant.member})"))
-                    try:
-                        cur.execute(f"GRANT ALL PRIVILEGES ON {_quote_db(grant.database)}.* "
-                                    "TO %s@'%%'", (grant.login,))
-                    except pymysql.err.MySQLError as exc:
-                        raise _sql_error(exc, f"cannot grant {grant.login} the database "
-                                              f"{grant.database}") from None
-        finally:
-            conn.close()
+        with conn.cursor() as cur:
+            for grant in plan_.grants:
+                on_progress(Progress(f"grant {grant.login}",
+                                     f"ALL PRIVILEGES on {_quote_db(grant.database)}.* "
+                                     f"({grant.reason}: {grant.member})"))
+                try:
+                    cur.execute(f"GRANT ALL PRIVILEGES ON {_quote_db(grant.database)}.* "
+                                "TO %s@'%%'", (grant.login,))
+                except pymysql.err.MySQLError as exc:
+                    raise _sql_error(exc, f"cannot grant {grant.login} the database "
+                                          f"{grant.database}") from None
     finally:
-        connector.close()
+        conn.close()
 
 
-def _login(connector: Any, connection_name: str, password: str) -> Any:
+def login(connector: OwnedConnector, connection_name: str, password: str, *,
+          database: str | None = None) -> Any:
+    """A pymysql connection as :data:`GRANT_ADMIN_USER` (to ``database`` if given); the
+    connector's and MySQL's refusals come back as :class:`CollabError` with the fix."""
     import pymysql
 
     from zenml_collab.google.errors import classify, is_google_error
@@ -141,7 +164,8 @@ def _login(connector: Any, connection_name: str, password: str) -> Any:
     what = f"cannot log in to {connection_name} as {GRANT_ADMIN_USER}"
     try:
         return connector.connect(connection_name, "pymysql", user=GRANT_ADMIN_USER,
-                                 password=password, autocommit=True)
+                                 password=password, autocommit=True,
+                                 **({"db": database} if database else {}))
     except pymysql.err.MySQLError as exc:
         raise _sql_error(exc, what) from None
     except Exception as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from zenml_collab import names
@@ -12,7 +13,7 @@ from zenml_collab.errors import CollabError
 from zenml_collab.infra.gcp import sqladmin
 from zenml_collab.infra.gcp.permissions import DbAuth, normalise_member
 
-Action = Literal["create", "update", "wait", "enable", "add", "grant", "none"]
+Action = Literal["create", "update", "wait", "enable", "add", "grant", "record", "none"]
 IAM_FLAG = "cloudsql_iam_authentication"
 # Cloud SQL accepts only connections with a client certificate it issued: what the Auth Proxy
 # and the Python connector present (an ephemeral certificate per member). No password-only or
@@ -106,6 +107,22 @@ class GrantChange:
 
 
 @dataclass(frozen=True)
+class StoreChange:
+    """The team's metadata store inside ``database``: its schema and its identity.
+
+    ``create``: the database is new in this run, bootstrap initialises the schema (migrations
+    to head) and the store's id; ``record``: the database exists and ``collab.yaml`` does not
+    name its store yet, so bootstrap logs in, initialises it if empty, and records the id an
+    existing store already has; ``none``: ``collab.yaml`` already names the store
+    (``store_id``), nothing to do and no login.
+    """
+
+    database: str
+    action: Action
+    store_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything bootstrap found and would change. ``to_json`` is the documented shape."""
 
@@ -120,11 +137,13 @@ class Plan:
     # How apply gets a password onto GRANT_ADMIN_USER when there are grants: "create" (absent)
     # or "update" (exists: set a fresh one); "none" when there is nothing to grant.
     grant_user: Action = "none"
+    store: StoreChange | None = None
 
     @property
     def changes(self) -> int:
-        items: tuple[ServiceState | ResourceChange | BindingChange | GrantChange, ...] = (
-            *self.services, *self.resources, *self.bindings, *self.grants)
+        items: tuple[ServiceState | ResourceChange | BindingChange | GrantChange | StoreChange,
+                     ...] = (*self.services, *self.resources, *self.bindings, *self.grants,
+                             *((self.store,) if self.store else ()))
         return sum(1 for item in items if item.action != "none")
 
     @property
@@ -133,6 +152,26 @@ class Plan:
 
     def resource(self, type_: str) -> tuple[ResourceChange, ...]:
         return tuple(r for r in self.resources if r.type == type_)
+
+    def rows(self) -> list[tuple[str, str, Action]]:
+        """(type, name, action) of every service, resource and the store: the plan's table."""
+        rows: list[tuple[str, str, Action]] = [("service", s.name, s.action)
+                                               for s in self.services]
+        rows += [(r.type, r.name, r.action) for r in self.resources]
+        if self.store is not None:
+            rows.append(("metadata store", self.store.database + (
+                f" ({self.store.store_id[:8]})" if self.store.store_id else ""),
+                self.store.action))
+        return rows
+
+    def binding_lines(self) -> list[tuple[Action, str]]:
+        """(action, text) of each IAM binding; whole lines, never cut (roles are long)."""
+        return [(b.action, f"{b.role}  {b.member}  on {b.resource}") for b in self.bindings]
+
+    def grant_lines(self) -> list[tuple[Action, str]]:
+        """(action, text) of each database grant."""
+        return [(g.action, f"ALL PRIVILEGES on `{g.database}`.* to '{g.login}'@'%'  "
+                           f"({g.reason}: {g.member})") for g in self.grants]
 
     def to_json(self) -> dict[str, Any]:
         req = self.request
@@ -146,6 +185,7 @@ class Plan:
             "bindings": [asdict(b) for b in self.bindings],
             "grants": [asdict(g) for g in self.grants],
             "grant_user": {"name": GRANT_ADMIN_USER, "action": self.grant_user},
+            "store": asdict(self.store) if self.store else None,
             "warnings": list(self.warnings),
             "changes": self.changes,
         }
@@ -174,6 +214,80 @@ class ApplyResult:
     changes: int
     passwords: tuple[MemberPassword, ...] = ()
     granted: tuple[str, ...] = ()  # MySQL logins granted the database in this run
+    store_id: str | None = None  # the team's store id (for collab.yaml), when known
+    store_created: bool = False  # this run initialised the schema and the store's identity
+
+
+@dataclass(frozen=True)
+class BootstrapOutcome:
+    """What :func:`~zenml_collab.actions.bootstrap.bootstrap` planned and did.
+
+    ``passwords`` are those to hand to members (the admin's own went to their
+    ``.collab/local.yaml``: ``own``). ``to_json`` is the documented ``--json`` shape;
+    ``summary`` the lines a person reads after the plan.
+    """
+
+    plan: Plan
+    applied: bool
+    path: Path | None = None
+    passwords: tuple[MemberPassword, ...] = ()
+    own: MemberPassword | None = None
+    config_changed: bool = True
+    store_id: str | None = None
+    store_created: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1, "dry_run": not self.applied, "plan": self.plan.to_json(),
+            "applied": self.applied,
+            "collab_yaml": str(self.path) if self.path else None,
+            "store_id": self.store_id,
+            "passwords": [{"member": p.member, "username": p.username, "password": p.password}
+                          for p in self.passwords],
+        }
+
+    @property
+    def headline(self) -> tuple[Literal["ok", "done", "dry"], str]:
+        """(tone, text) of the first line after the plan."""
+        plan_, path = self.plan, self.path
+        if not self.applied:
+            return "dry", f"dry run: {plan_.changes} change(s) planned, none made"
+        if plan_.changes == 0 and not self.config_changed:
+            return "ok", f"everything is in place: no change made; {path} is up to date"
+        if plan_.changes == 0:
+            return "ok", f"everything is in place in Google Cloud: no change made there; " \
+                         f"wrote {path}"
+        return "done", f"done: {plan_.changes} change(s); wrote {path}"
+
+    def summary(self) -> list[str]:
+        """The lines after the headline: grants, the store, passwords, next steps."""
+        plan_ = self.plan
+        if not self.applied or (plan_.changes == 0 and not self.config_changed):
+            # A re-run on a complete setup: one coherent line, no "next" steps to repeat.
+            return []
+        lines = []
+        if plan_.grants:
+            lines.append(f"granted {len(plan_.grants)} member(s) the database "
+                         f"{plan_.request.database}")
+        if self.store_id:
+            how = "created" if self.store_created else "found"
+            lines.append(f"{how} the metadata store {self.store_id[:8]} in "
+                         f"{plan_.request.database}; its id is in collab.yaml")
+        if self.own is not None:
+            lines.append(f"your database password is in .collab/local.yaml (user "
+                         f"{self.own.username})")
+        # Shown once: the admin hands it over privately; it is stored nowhere else.
+        lines += [f"password for {p.member} (database user {p.username}): {p.password}"
+                  for p in self.passwords]
+        if self.passwords:
+            lines.append("hand each password to its member privately; it is not stored "
+                         "anywhere and will not be shown again")
+        lines.append("next:\n"
+                     f"  1. commit it: git add {self.path.name if self.path else 'collab.yaml'} "
+                     ".gitignore && git commit -m 'zenml-collab team config' && git push\n"
+                     "  2. each teammate pulls, runs `gcloud auth application-default login`, "
+                     "then `collab join`")
+        return lines
 
 
 ProgressCallback = Callable[[Progress], None]

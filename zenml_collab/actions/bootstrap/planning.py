@@ -17,7 +17,9 @@ from zenml_collab.actions.bootstrap.model import (
     Plan,
     ResourceChange,
     ServiceState,
+    StoreChange,
 )
+from zenml_collab.config import TeamConfig
 from zenml_collab.errors import CollabError, PermissionDeniedError
 from zenml_collab.infra.gcp import buckets, projects, services, sqladmin
 from zenml_collab.infra.gcp.clients import GcpClients
@@ -197,8 +199,16 @@ def _plan_grants(clients: GcpClients, req: BootstrapRequest, users: list[Resourc
         GrantChange(u.settings["member"], sqladmin.iam_db_username(u.settings["member"]),
                     req.database, "new user" if u.action == "create" else "regrant")
         for u in users if u.action == "create" or req.regrant)
-    if not grants:
-        return (), "none"
+    return grants, _plan_admin_login(clients, req, bool(grants), grant_admin_exists)
+
+
+def _plan_admin_login(clients: GcpClients, req: BootstrapRequest, needed_: bool,
+                      grant_admin_exists: bool) -> Action:
+    """How apply gets a password onto :data:`GRANT_ADMIN_USER` to log in ("create" or
+    "update"; "none" without a login). Raises :class:`PermissionDeniedError` before any change
+    when the caller could not log in."""
+    if not needed_:
+        return "none"
     grant_user: Action = "update" if grant_admin_exists else "create"
     needed = (GRANT_PERMISSIONS[grant_user], "cloudsql.instances.connect")
     held = projects.test_permissions(clients.projects, req.project, list(needed),
@@ -208,10 +218,25 @@ def _plan_grants(clients: GcpClients, req: BootstrapRequest, users: list[Resourc
         who = normalise_member(clients.account) if clients.account else "YOUR-ACCOUNT"
         role = admin_role(missing[0])
         raise PermissionDeniedError(
-            f"granting members their database needs {', '.join(missing)} (granted by {role}), "
+            f"logging in to the database as {GRANT_ADMIN_USER} (to grant members their "
+            f"database and set up the metadata store) needs {', '.join(missing)} (granted by "
+            f"{role}), "
             f"which you lack on project {req.project}",
             f"ask a project owner to run:\n  {grant_command(who, role, project=req.project)}")
-    return grants, grant_user
+    return grant_user
+
+
+def _plan_store(req: BootstrapRequest, connection: str, database: ResourceChange,
+                existing: TeamConfig | None) -> StoreChange:
+    """The metadata store: initialised with the database, or its id read once and recorded;
+    nothing when ``collab.yaml`` already names the store of this instance and database."""
+    if database.action == "create":
+        return StoreChange(req.database, "create")
+    meta = existing.metadata if existing is not None else None
+    if (meta is not None and meta.store_id and meta.instance == connection
+            and meta.database == req.database):
+        return StoreChange(req.database, "none", meta.store_id)
+    return StoreChange(req.database, "record")
 
 
 def _plan_project_bindings(clients: GcpClients, req: BootstrapRequest,
@@ -257,8 +282,12 @@ def _plan_bucket(clients: GcpClients, req: BootstrapRequest, storage_enabled: bo
     return change, bindings
 
 
-def plan(clients: GcpClients, request: BootstrapRequest) -> Plan:
+def plan(clients: GcpClients, request: BootstrapRequest,
+         existing: TeamConfig | None = None) -> Plan:
     """Read the project and return what :func:`apply` would do; makes no change.
+
+    ``existing`` is the repository's ``collab.yaml``: when it already names the store of this
+    instance and database (``metadata.store_id``), the store needs no login.
 
     Raises :class:`PermissionDeniedError` (naming each missing permission and its role) when
     the caller cannot carry the plan out.
@@ -272,8 +301,13 @@ def plan(clients: GcpClients, request: BootstrapRequest) -> Plan:
         clients, req, "sqladmin.googleapis.com" in enabled, warnings)
     grants, grant_user = _plan_grants(
         clients, req, [c for c in sql_changes if c.type == "sql_user"], grant_admin, warnings)
+    (database,) = (c for c in sql_changes if c.type == "sql_database")
+    store = _plan_store(req, connection, database, existing)
+    if store.action != "none" and grant_user == "none":
+        grant_user = _plan_admin_login(clients, req, True, grant_admin)
     project_bindings = _plan_project_bindings(clients, req, warnings)
     bucket, bucket_bindings = _plan_bucket(clients, req, "storage.googleapis.com" in enabled,
                                            warnings)
     return Plan(req, clients.account, connection, states, (*sql_changes, bucket),
-                (*project_bindings, *bucket_bindings), tuple(warnings), grants, grant_user)
+                (*project_bindings, *bucket_bindings), tuple(warnings), grants, grant_user,
+                store)
