@@ -181,3 +181,18 @@ def test_a_relative_datasource_path_is_read_from_the_repository_root(data_repo, 
     monkeypatch.chdir(sub)
     again = build("rooted").run(Repository())
     assert again["datasource"].status == "cached"
+
+
+def test_html_views_draw_their_plots_once_per_stored_artifact(data_repo, tmp_path):
+    pipeline = build("plots")
+    pipeline.run()
+    first = pipeline.view_statistics(html=tmp_path / "one.html", show=False)
+    cached = sorted((data_repo.root / ".collab" / "plots").glob("*/*.png"))
+    assert len(cached) == len(first.feature_names)
+    stamps = {path: path.stat().st_mtime_ns for path in cached}
+    # A fresh pipeline object (as in another process) reads the plots back: none is redrawn.
+    Repository().get_pipeline_by_name("plots").view_statistics(html=tmp_path / "two.html",
+                                                               show=False)
+    assert {p: p.stat().st_mtime_ns for p in cached} == stamps
+    assert sorted((data_repo.root / ".collab" / "plots").glob("*/*.png")) == cached
+    assert (tmp_path / "two.html").read_text() == (tmp_path / "one.html").read_text()

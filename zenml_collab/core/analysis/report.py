@@ -18,6 +18,7 @@ from zenml_collab.core.analysis.render import format_number, plural
 if TYPE_CHECKING:
     from zenml_collab.core.analysis.anomalies import Anomalies
     from zenml_collab.core.analysis.evaluation import Evaluation
+    from zenml_collab.core.analysis.plot_cache import PlotCache
     from zenml_collab.core.analysis.schema import Schema
     from zenml_collab.core.analysis.statistics import Statistics
 
@@ -79,9 +80,7 @@ def _schema_body(schema: Schema) -> str:
     )
 
 
-def _statistics_body(statistics: Statistics) -> str:
-    from zenml_collab.core.analysis.plots import feature_png
-
+def _statistics_body(statistics: Statistics, plots: PlotCache) -> str:
     parts = []
     for split in statistics:
         rows = [
@@ -120,18 +119,16 @@ def _statistics_body(statistics: Statistics) -> str:
                 set(range(2, 10)),
             )
         )
-    plots = []
+    images = []
     for feature in statistics.feature_names:
         per_split = [(s.name, s[feature]) for s in statistics if feature in s]
-        plots.append(_img(feature_png(feature, per_split), f"distribution of {feature}"))
+        images.append(_img(plots.feature(feature, per_split), f"distribution of {feature}"))
     parts.append("<h2>Distributions by split</h2>")
-    parts.append('<div class="grid">' + "".join(p for p in plots if p) + "</div>")
+    parts.append('<div class="grid">' + "".join(p for p in images if p) + "</div>")
     return "".join(parts)
 
 
-def _anomalies_body(anomalies: Anomalies) -> str:
-    from zenml_collab.core.analysis.plots import drift_png
-
+def _anomalies_body(anomalies: Anomalies, plots: PlotCache) -> str:
     heading = f"split {html.escape(anomalies.split)} against {html.escape(anomalies.baseline)}"
     if anomalies.ok:
         parts = [f'<p class="ok">No anomalies found in {heading}.</p>']
@@ -146,7 +143,8 @@ def _anomalies_body(anomalies: Anomalies) -> str:
         ]
     if anomalies.drift:
         parts.append("<h2>Drift</h2>")
-        parts.append(_img(drift_png(anomalies.drift), "drift distance per feature"))
+        drift = plots.drift(anomalies.drift, anomalies.split, anomalies.baseline)
+        parts.append(_img(drift, "drift distance per feature"))
         parts.append(
             _table(
                 ["feature", "distance", "value", "threshold", "drifted"],
@@ -166,9 +164,7 @@ def _anomalies_body(anomalies: Anomalies) -> str:
     return "".join(parts)
 
 
-def _evaluation_body(evaluation: Evaluation) -> str:
-    from zenml_collab.core.analysis.plots import slice_metrics_png
-
+def _evaluation_body(evaluation: Evaluation, plots: PlotCache) -> str:
     names = list(evaluation.metric_names)
     rows = [
         [entry.label, format_number(entry.count)]
@@ -188,27 +184,33 @@ def _evaluation_body(evaluation: Evaluation) -> str:
     ]
     for column in evaluation.slice_columns:
         parts.append(f"<h2>By {html.escape(column)}</h2>")
-        parts.append(_img(slice_metrics_png(evaluation, column), f"metrics by {column}"))
+        parts.append(_img(plots.slice_metrics(evaluation, column), f"metrics by {column}"))
     return "".join(parts)
 
 
 def report_html(
-    value: Schema | Statistics | Anomalies | Evaluation, title: str | None = None
+    value: Schema | Statistics | Anomalies | Evaluation,
+    title: str | None = None,
+    *,
+    plots: PlotCache | None = None,
 ) -> str:
-    """Return the HTML text of the report of ``value``."""
+    """Return the HTML text of the report of ``value``; its plots come from ``plots`` when
+    given (drawn once per stored artifact, see :mod:`~zenml_collab.core.analysis.plot_cache`)."""
     from zenml_collab.core.analysis.anomalies import Anomalies
     from zenml_collab.core.analysis.evaluation import Evaluation
+    from zenml_collab.core.analysis.plot_cache import PlotCache
     from zenml_collab.core.analysis.schema import Schema
     from zenml_collab.core.analysis.statistics import Statistics
 
+    plots = plots if plots is not None else PlotCache()
     if isinstance(value, Schema):
         default, body = "Schema", _schema_body(value)
     elif isinstance(value, Statistics):
-        default, body = "Data statistics", _statistics_body(value)
+        default, body = "Data statistics", _statistics_body(value, plots)
     elif isinstance(value, Anomalies):
-        default, body = "Data anomalies", _anomalies_body(value)
+        default, body = "Data anomalies", _anomalies_body(value, plots)
     elif isinstance(value, Evaluation):
-        default, body = "Model evaluation", _evaluation_body(value)
+        default, body = "Model evaluation", _evaluation_body(value, plots)
     else:
         raise TypeError(f"no HTML report for a {type(value).__name__}")
     heading = html.escape(title or default)
@@ -223,6 +225,8 @@ def write_html_report(
     value: Schema | Statistics | Anomalies | Evaluation,
     path: str | os.PathLike[str],
     title: str | None = None,
+    *,
+    plots: PlotCache | None = None,
 ) -> Path:
     """Write the self-contained HTML report of ``value`` to ``path`` and return the path.
 
@@ -235,7 +239,7 @@ def write_html_report(
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = report_html(value, title)
+    text = report_html(value, title, plots=plots)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -124,7 +124,10 @@ class TrainingPipeline(Pipeline):
         return str(self._nodes["evaluator"].params.get("split", "eval")) \
             if "evaluator" in self._nodes else "eval"
 
-    def _show(self, value: Any, kind: str, html: bool | str | Path, show: bool) -> Any:
+    def _show(self, value: Any, kind: str, html: bool | str | Path, show: bool,
+              source: str | None = None) -> Any:
+        """Print ``value`` and/or write its HTML report; ``source`` is the content hash of the
+        artifact it was read from, whose plots are then drawn once and kept."""
         if show:
             from rich.console import Console
 
@@ -137,7 +140,12 @@ class TrainingPipeline(Pipeline):
             path = Path(html) if isinstance(html, (str, Path)) else (
                 self._repo().root / ".collab" / "reports" / f"{_slug(self.name)}-{kind}.html")
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_html_report(value, path, title=f"{self.name}: {kind}")
+            plots = None
+            if source is not None:
+                from zenml_collab.core.analysis.plot_cache import plot_cache_for
+
+                plots = plot_cache_for(self._repo().root, source)
+            write_html_report(value, path, title=f"{self.name}: {kind}", plots=plots)
             if not os.environ.get("COLLAB_NO_BROWSER"):
                 import webbrowser
 
@@ -149,27 +157,31 @@ class TrainingPipeline(Pipeline):
         """Types, nullability and domains inferred from the train split (stored with the run)."""
         from zenml_collab.core.analysis.views import views_from_dicts
 
-        value = views_from_dicts(schema=self._views().document("schema"))["schema"]
-        return self._show(value, "schema", html, show)
+        views = self._views()
+        value = views_from_dicts(schema=views.document("schema"))["schema"]
+        return self._show(value, "schema", html, show, views.refs["schema"].hash)
 
     def view_statistics(self, html: bool | str | Path = False, *, show: bool = True) -> Statistics:
         """Per split and feature: counts, missing, moments, quantiles, top values, histograms."""
         from zenml_collab.core.analysis.views import views_from_dicts
 
-        value = views_from_dicts(statistics=self._views().document("statistics"))["statistics"]
-        return self._show(value, "statistics", html, show)
+        views = self._views()
+        value = views_from_dicts(statistics=views.document("statistics"))["statistics"]
+        return self._show(value, "statistics", html, show, views.refs["statistics"].hash)
 
     def view_anomalies(self, html: bool | str | Path = False, *, show: bool = True) -> Anomalies:
         """The eval split checked against the train split's schema and statistics."""
         from zenml_collab.core.analysis.views import views_from_dicts
 
-        checked = views_from_dicts(anomalies=self._views().document("anomalies"))["anomalies"]
+        views = self._views()
+        checked = views_from_dicts(anomalies=views.document("anomalies"))["anomalies"]
         evaluated = self._eval_split()
         if evaluated not in checked:
             raise PipelineError(
                 f"no anomaly check of split {evaluated!r} against {self._train_split()!r}",
                 f"checked splits: {', '.join(checked) or '(none)'}; evaluate another split")
-        return self._show(checked[evaluated], "anomalies", html, show)
+        return self._show(checked[evaluated], "anomalies", html, show,
+                          views.refs["anomalies"].hash)
 
     def evaluate(self, html: bool | str | Path = False, *, show: bool = True) -> Evaluation:
         """The evaluator's metrics, overall and per slice."""
@@ -178,8 +190,11 @@ class TrainingPipeline(Pipeline):
         if "evaluator" not in self._nodes:
             raise PipelineError(f"pipeline {self.name!r} has no evaluator",
                                 "add one with add_evaluator(Evaluator(metrics=[...]))")
-        value = Evaluation.from_dict(self.latest_run().load("evaluator"))
-        return self._show(value, "evaluation", html, show)
+        run = self.latest_run()
+        value = Evaluation.from_dict(run.load("evaluator"))
+        outputs = run["evaluator"].outputs
+        source = (outputs.get("output") or next(iter(outputs.values()))).hash if outputs else None
+        return self._show(value, "evaluation", html, show, source)
 
 
 def _slug(name: str) -> str:

@@ -50,6 +50,8 @@ class RunViews:
         self.baseline = baseline
         self.step = step
         self._derived: dict[str, ArtifactRef] | None = None
+        self.refs: dict[str, ArtifactRef] = {}
+        """The artifact each document was read from (its plots are cached by its hash)."""
 
     def document(self, name: str) -> dict[str, Any]:
         """The stored document of view ``name`` (one of :data:`VIEW_OUTPUTS`)."""
@@ -60,8 +62,11 @@ class RunViews:
         if ref is not None and self._derived is None:
             doc = load_artifact(self.artifacts, ref)
             if isinstance(doc, dict) and doc.get("baseline") == self.baseline:
+                self.refs[name] = ref
                 return doc
-        return dict(load_artifact(self.artifacts, self._derived_refs()[name]))
+        ref = self._derived_refs()[name]
+        self.refs[name] = ref
+        return dict(load_artifact(self.artifacts, ref))
 
     def _derived_refs(self) -> dict[str, ArtifactRef]:
         from zenml_collab.core.artifacts.base import ArtifactRef
