@@ -141,6 +141,11 @@ def run(ctx: Context) -> list[Figure]:
     from zenml_collab.core.analysis.views import compute_data_views
 
     held = {"split": pipeline_ws.repository().latest_run("data").load("split")}
+    # The table as pandas holds it (the snapshot: the CSV's columns, strings counted deeply),
+    # the yardstick of the 10M row's "peak memory <= 3x the table".
+    table_mb = float(held["split"].drop(columns="__split__").memory_usage(deep=True).sum()) / 2**20
+    cold.extra["table_mb"] = table_mb
+    cold.extra["vs_table_memory"] = (cold.peak_rss_mb or 0) / table_mb
     views = measure("data_views_compute", f"schema + statistics + anomalies of the splits, "
                     f"{label} (in-process, part of the split step)",
                     lambda: compute_data_views(held["split"], split_column="__split__"),
