@@ -24,7 +24,7 @@ from zenml_collab.core.step import BaseStep, Step, StepImpl, check_params, resol
 from zenml_collab.errors import ImmutablePipelineError, PipelineError
 
 if TYPE_CHECKING:
-    from zenml_collab.core.repository import Repository
+    from zenml_collab.core.registry import PipelineHost
     from zenml_collab.core.run import Run
 
 
@@ -202,9 +202,9 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> Pipeline:
-        from zenml_collab.core.training.pipeline import TrainingPipeline
+        from zenml_collab.core.registry import pipeline_class
 
-        klass: type[Pipeline] = TrainingPipeline if config.kind == "training" else Pipeline
+        klass: type[Pipeline] = pipeline_class(config.kind) or Pipeline
         pipeline = klass(config.name)
         names = [s.name for s in config.steps]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -248,11 +248,12 @@ class Pipeline:
     def freeze(self, reason: str) -> None:
         self._frozen_reason = reason
 
-    def run(self, repository: Repository | None = None) -> Run:
-        """Run in-process on the repository's stores; returns the :class:`Run`."""
-        from zenml_collab.core.repository import Repository
+    def run(self, repository: PipelineHost | None = None) -> Run:
+        """Run on ``repository``'s stores (default: ``Repository()`` of the current
+        directory); returns the :class:`Run`."""
+        from zenml_collab.core.registry import default_host
 
-        repo = repository or Repository()
+        repo = repository or default_host()
         return repo.run_pipeline(self)
 
     def __repr__(self) -> str:

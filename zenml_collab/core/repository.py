@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zenml_collab.config import LOCAL_DIR, TEAM_FILE, Settings, load_settings
+from zenml_collab.config import Settings, load_settings
 from zenml_collab.core.pipeline_config import (
     PIPELINES_DIR,
     CreatedInfo,
@@ -26,7 +26,8 @@ from zenml_collab.core.pipeline_config import (
     dump_pipeline_config,
     load_pipeline_config,
 )
-from zenml_collab.errors import PipelineError, PipelineNotFoundError, RepositoryNotFoundError
+from zenml_collab.core.root import find_root
+from zenml_collab.errors import PipelineError, PipelineNotFoundError
 
 if TYPE_CHECKING:
     from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore
@@ -40,19 +41,6 @@ log = logging.getLogger("zenml_collab")
 
 class DirtyTreeWarning(UserWarning):
     """The run used code with uncommitted changes: its git SHA does not pin it."""
-
-
-def find_root(start: Path | None = None) -> Path:
-    """The nearest directory upward holding ``collab.yaml`` or ``.collab/`` (like git)."""
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / TEAM_FILE).is_file() or (candidate / LOCAL_DIR).is_dir():
-            return candidate
-    raise RepositoryNotFoundError(
-        f"{here} is not inside a zenml-collab repository (no {TEAM_FILE} or {LOCAL_DIR}/ "
-        "here or above)",
-        "run `collab init` at the root of your project's git repository",
-    )
 
 
 class Repository:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from zenml_collab.core.analysis.evaluation import Evaluation
     from zenml_collab.core.analysis.schema import Schema
     from zenml_collab.core.analysis.statistics import Statistics
-    from zenml_collab.core.repository import Repository
+    from zenml_collab.core.registry import PipelineHost
     from zenml_collab.core.run import Run
     from zenml_collab.core.training.views import RunViews
 
@@ -43,7 +43,7 @@ class TrainingPipeline(Pipeline):
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
-        self._repository: Repository | None = None
+        self._repository: PipelineHost | None = None
         self._run_cache: Run | None = None
 
     def _set(self, step_name: str, step_obj: BaseStep, backend: str | None = None) -> None:
@@ -84,11 +84,11 @@ class TrainingPipeline(Pipeline):
         self._set("evaluator", evaluator, backend)
 
     # -- results of the latest successful run ----------------------------------------------
-    def _repo(self) -> Repository:
+    def _repo(self) -> PipelineHost:
         if self._repository is None:
-            from zenml_collab.core.repository import Repository
+            from zenml_collab.core.registry import default_host
 
-            self._repository = Repository()
+            self._repository = default_host()
         return self._repository
 
     def copy(self, new_name: str) -> TrainingPipeline:
@@ -97,7 +97,7 @@ class TrainingPipeline(Pipeline):
         clone._repository = self._repository
         return clone
 
-    def run(self, repository: Repository | None = None) -> Run:
+    def run(self, repository: PipelineHost | None = None) -> Run:
         if repository is not None:
             self._repository = repository
         self._run_cache = self._repo().run_pipeline(self)

@@ -37,7 +37,7 @@ def allowed_roots(root: Path) -> list[Path]:
 
 
 def _root() -> Path:
-    from zenml_collab.core.repository import find_root
+    from zenml_collab.core.root import find_root
 
     try:
         return find_root()
