@@ -34,7 +34,12 @@ def test_docker_steps_record_like_in_process_and_a_rerun_starts_no_container(
     assert containers_created(docker_client, t0) == 1  # only the docker step travelled
     recorded = Repository(mysql_gcs_repo).get_run(run.id)
     assert recorded.statuses == run.statuses
-    assert "on docker" in recorded["total"].reason and "image sha256:" in recorded["total"].reason
+    total = recorded["total"]
+    assert total.reason == "no previous run"  # the plain reason; where it ran is data
+    assert total.execution is not None and total.execution.backend == "docker"
+    assert (total.execution.image or "").startswith("sha256:") and total.execution.job is None
+    assert recorded["numbers"].execution is None  # ran in this process
+    assert run["total"].execution == total.execution
 
     t1 = time.time()
     again = Repository(mysql_gcs_repo).pipeline_from_config("on docker").run(

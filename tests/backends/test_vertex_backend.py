@@ -117,14 +117,23 @@ def test_guide_pipeline_with_trainer_on_vertex_and_preprocesser_on_docker_then_a
     jobs = team.fake.vertex.created()
     assert len(jobs) == 1 and jobs[0].state == "JOB_STATE_SUCCEEDED"
     recorded = Repository(team.root).get_run(run.id)
-    assert "on vertex job" in recorded["trainer"].reason
-    assert "on docker" in recorded["preprocesser"].reason
+    trainer = recorded["trainer"].execution
+    assert trainer is not None and trainer.backend == "vertex"
+    # The job's own name uses the project number; the recorded one its id (both resolve).
+    assert trainer.job == f"projects/{PROJECT}/locations/{REGION}/customJobs/" \
+        + jobs[0].name.rsplit("/", 1)[-1]
+    assert (trainer.image or "").startswith("sha256:")  # the digest, not the tag
+    assert recorded["trainer"].reason == "no previous run"
+    preprocesser = recorded["preprocesser"].execution
+    assert preprocesser is not None and preprocesser.backend == "docker"
+    assert recorded["evaluator"].execution is None
     assert run.load("evaluator")  # the evaluator read the model the job stored
 
     bob = team.make_clone("bob")
     before, t1 = creates(team.fake), time.time()
     again = Repository(bob).pipeline_from_config("Pipeline V").run(Repository(bob))
     assert set(again.statuses.values()) == {"cached"}
+    assert all(step.execution is None for step in again.steps)  # nothing ran anywhere
     assert creates(team.fake) == before == 1  # no customJobs.create
     assert containers_created(docker_client, t1) == 0
     assert containers_created(docker_client, t0) == 1  # the preprocesser's, in the first run

@@ -60,8 +60,27 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
 
 
 def steps_table(run: Any) -> Table:
-    return table(
+    if not any(getattr(s, "execution", None) for s in run.steps):
+        return table(
+            f"run {run.id[:8]} of {run.pipeline_name!r}",
+            ["step", "status", "reason", "time"],
+            [[s.name, styled(s.status), s.reason, f"{s.duration_ms:.1f} ms"] for s in run.steps],
+        )
+    return table(  # some step ran in a container or a job: say where
         f"run {run.id[:8]} of {run.pipeline_name!r}",
-        ["step", "status", "reason", "time"],
-        [[s.name, styled(s.status), s.reason, f"{s.duration_ms:.1f} ms"] for s in run.steps],
+        ["step", "status", "reason", "where", "time"],
+        [[s.name, styled(s.status), s.reason, where(s.execution), f"{s.duration_ms:.1f} ms"]
+         for s in run.steps],
     )
+
+
+def where(execution: Any) -> str:
+    """``vertex job projects/…/customJobs/7 image sha256:…``; ``-`` for in-process/cached."""
+    if execution is None:
+        return "-"
+    parts = [execution.backend]
+    if execution.job:
+        parts.append(f"job {execution.job}")
+    if execution.image:
+        parts.append(f"image {execution.image}")
+    return " ".join(parts)

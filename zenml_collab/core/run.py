@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from zenml_collab.core.artifacts.base import ArtifactRef
-from zenml_collab.core.metadata.records import RunStatus, StepStatus
+from zenml_collab.core.metadata.records import RunStatus, StepExecution, StepStatus
 from zenml_collab.errors import PipelineError
 
 __all__ = ["CACHED", "EXECUTED", "FAILED", "Run", "RunStatus", "StepResult", "StepStatus"]
@@ -28,6 +28,7 @@ class StepResult:
     code_hash: str
     outputs: Mapping[str, ArtifactRef]
     duration_ms: float
+    execution: StepExecution | None = None  # where it ran, when not in this process
 
 
 @dataclass(frozen=True)

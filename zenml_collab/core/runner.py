@@ -189,12 +189,26 @@ def _cached(node: StepNode, position: int, run_id: str, pipeline_name: str,
                       dict(hit.outputs), duration)
 
 
-def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
-              upstream: dict[str, dict[str, ArtifactRef]], metadata: MetadataStore,
-              artifacts: ArtifactStore, resume_hint: str,
-              recorder: _Recorder | None = None) -> StepResult:
-    """Look ``node`` up, execute it on a miss, and record it (through ``recorder`` when
-    given: its record joins the run's next batched write; at once otherwise)."""
+@dataclass(frozen=True)
+class Decision:
+    """A step's cache decision, made before anything executes (here or in a container)."""
+
+    key: str
+    input_hashes: dict[str, str]
+    input_refs: dict[str, ArtifactRef]
+    hit: dict[str, ArtifactRef] | None  # the outputs to reuse when the step is cached
+    reason: str  # the cached reason, or why the step must execute
+
+
+def decide_step(node: StepNode, pipeline_name: str,
+                upstream: dict[str, dict[str, ArtifactRef]], metadata: MetadataStore,
+                artifacts: ArtifactStore,
+                fresh: dict[str, dict[str, ArtifactRef]] | None = None) -> Decision:
+    """The cache key of ``node`` and whether it is cached (DESIGN §3): one round trip.
+
+    ``fresh``: outputs executed earlier in this run, by cache key (a hit without a lookup).
+    The backend launcher decides its steps with this too: one copy of the rule.
+    """
     impl = node.impl
     params = node.params
     input_refs = {i.arg: upstream[i.step][i.output] for i in node.inputs}
@@ -221,8 +235,44 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
                 "check the step's parameters (e.g. the datasource path)") from exc
     key = cache.cache_key(step_path=impl.import_path, code_hash=impl.code_hash, params=params,
                           input_hashes=input_hashes, output_names=impl.output_names)
+    if fresh is not None and reused is None and key in fresh:
+        return Decision(key, input_hashes, input_refs, fresh[key], cache.CACHE_HIT)
+    # One round trip: the key's cache entry and, for a miss, the step's previous run.
+    lookup = batch.lookup_step(metadata, cache_key=key, pipeline_name=pipeline_name,
+                               step_name=node.name, step_path=impl.import_path)
+    hit = lookup.cached_outputs
+    if hit is not None:
+        origin = f"the cache entry of step {node.name!r} (key {key[:12]})"
+        refs = {name: ArtifactRef.from_json(data, origin=origin) for name, data in hit.items()}
+        presence = [artifacts.presence(ref) for ref in refs.values()]
+        if all(p is Presence.PRESENT for p in presence):
+            return Decision(key, input_hashes, input_refs, refs,
+                            cache.CACHE_HIT if reused is None else
+                            f"{cache.CACHE_HIT}: {SOURCE_REUSED} ({reused.message})")
+        reason = (cache.ARTIFACT_CORRUPT if Presence.CORRUPT in presence
+                  else cache.ARTIFACT_MISSING)
+    if reused is not None:
+        raise reused  # the recorded snapshot is gone too: nothing to run the step on
+    if hit is None:
+        reason = cache.explain_miss(lookup.previous, step_path=impl.import_path,
+                                    code_hash=impl.code_hash, params=params,
+                                    input_hashes=input_hashes)
+    return Decision(key, input_hashes, input_refs, None, reason)
+
+
+def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
+              upstream: dict[str, dict[str, ArtifactRef]], metadata: MetadataStore,
+              artifacts: ArtifactStore, resume_hint: str,
+              recorder: _Recorder | None = None) -> StepResult:
+    """Look ``node`` up, execute it on a miss, and record it (through ``recorder`` when
+    given: its record joins the run's next batched write; at once otherwise)."""
+    impl = node.impl
+    params = node.params
     started_at = utcnow()
     t0 = time.perf_counter()
+    decision = decide_step(node, pipeline_name, upstream, metadata, artifacts,
+                           recorder.fresh if recorder is not None else None)
+    key, input_hashes, input_refs = decision.key, decision.input_hashes, decision.input_refs
 
     def record(status: str, reason: str, outs: dict[str, ArtifactRef] | None, **kw: Any) -> StepResult:
         duration = (time.perf_counter() - t0) * 1000
@@ -241,27 +291,9 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
                                        replace_cache=kw.get("replace_cache", False)), t0, outs)
         return StepResult(node.name, status, reason, key, impl.code_hash, outs or {}, duration)
 
-    if recorder is not None and reused is None and key in recorder.fresh:
-        return record(CACHED, cache.CACHE_HIT, recorder.fresh[key])  # executed earlier here
-    # One round trip: the key's cache entry and, for a miss, the step's previous run.
-    lookup = batch.lookup_step(metadata, cache_key=key, pipeline_name=pipeline_name,
-                               step_name=node.name, step_path=impl.import_path)
-    hit = lookup.cached_outputs
-    if hit is not None:
-        origin = f"the cache entry of step {node.name!r} (key {key[:12]})"
-        refs = {name: ArtifactRef.from_json(data, origin=origin) for name, data in hit.items()}
-        presence = [artifacts.presence(ref) for ref in refs.values()]
-        if all(p is Presence.PRESENT for p in presence):
-            return record(CACHED, cache.CACHE_HIT if reused is None else
-                          f"{cache.CACHE_HIT}: {SOURCE_REUSED} ({reused.message})", refs)
-        reason = (cache.ARTIFACT_CORRUPT if Presence.CORRUPT in presence
-                  else cache.ARTIFACT_MISSING)
-    if reused is not None:
-        raise reused  # the recorded snapshot is gone too: nothing to run the step on
-    if hit is None:
-        reason = cache.explain_miss(lookup.previous, step_path=impl.import_path,
-                                    code_hash=impl.code_hash, params=params,
-                                    input_hashes=input_hashes)
+    if decision.hit is not None:
+        return record(CACHED, decision.reason, decision.hit)
+    reason = decision.reason
     log.info("step %s: executing (%s)", node.name, reason)
     try:
         values = {arg: load_artifact(artifacts, ref, allow_pickle=impl.allow_pickle)

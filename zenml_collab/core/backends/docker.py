@@ -37,6 +37,28 @@ def last_error(output: str) -> str:
     return errors[-1] if errors else (lines[-1] if lines else "no output")
 
 
+def image_digest_of(image: Any) -> str:
+    """A docker SDK image's registry digest (``repo@sha256:…``) when pushed, else its id."""
+    digests = image.attrs.get("RepoDigests") or []
+    return str(digests[0] if digests else image.id)
+
+
+def local_image_digest(name: str) -> str | None:
+    """The digest of image ``name`` on this machine's dockerd; None when docker or the image
+    is not here (a team image only in the registry)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        try:
+            return image_digest_of(client.images.get(name))
+        finally:
+            client.close()
+    except Exception as exc:  # no docker, no image: the reference is recorded as given
+        log.debug("no local digest for %s: %s", name, exc)
+        return None
+
+
 class DockerBackend:
     name = "docker"
 
@@ -77,8 +99,7 @@ class DockerBackend:
             except docker.errors.ImageNotFound:
                 raise ConfigError(f"docker image {self.image!r} is not on this machine",
                                   "build it with `collab image build` (or pull it)") from None
-            digests = image.attrs.get("RepoDigests") or []
-            self._digest = digests[0] if digests else image.id
+            self._digest = image_digest_of(image)
         return self._digest
 
     def _environment(self) -> dict[str, str]:

@@ -14,8 +14,8 @@ from typing import Any
 
 from zenml_collab.core import cache
 from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore, load_artifact, save_artifact
-from zenml_collab.core.backends.task import StepTask, WorkerError
-from zenml_collab.core.metadata.records import StepRunRecord, utcnow
+from zenml_collab.core.backends.task import JOB_PARENT_ENV, StepTask, WorkerError
+from zenml_collab.core.metadata.records import StepExecution, StepRunRecord, utcnow
 from zenml_collab.core.metadata.store import MetadataStore
 from zenml_collab.core.pipeline import import_step
 from zenml_collab.core.run import EXECUTED, FAILED
@@ -25,15 +25,12 @@ from zenml_collab.errors import CollabError, PipelineError, StepFailedError
 log = logging.getLogger("zenml_collab.worker")
 
 
-def where_note(task: StepTask) -> str:
-    """Where the step ran, appended to its recorded reason (backend, job, image digest)."""
-    parts = [f"on {task.backend}"]
-    job = os.environ.get("CLOUD_ML_JOB_ID")
-    if job:
-        parts.append(f"job {job}")
-    if task.image:
-        parts.append(f"image {task.image}")
-    return " ".join(parts)
+def execution_of(task: StepTask) -> StepExecution:
+    """Where the step runs (backend, image digest, job name), recorded as data with it."""
+    job_id = os.environ.get("CLOUD_ML_JOB_ID")
+    parent = os.environ.get(JOB_PARENT_ENV)
+    job = (f"{parent}/customJobs/{job_id}" if parent else job_id) if job_id else None
+    return StepExecution(backend=task.backend, image=task.image, job=job)
 
 
 def step_impl(task: StepTask) -> StepImpl:
@@ -64,7 +61,7 @@ def execute_task(task: StepTask, metadata: MetadataStore,
     """Run ``task``'s step, store its outputs and record it; return the output references."""
     started_at = utcnow()
     t0 = time.perf_counter()
-    note = where_note(task)
+    execution = execution_of(task)
 
     def record(status: str, reason: str, outs: dict[str, ArtifactRef] | None, **kw: Any) -> None:
         metadata.record_step(StepRunRecord(
@@ -73,7 +70,7 @@ def execute_task(task: StepTask, metadata: MetadataStore,
             code_hash=task.code_hash, params=task.params, inputs=task.input_hashes,
             outputs={k: v.to_json() for k, v in outs.items()} if outs else None,
             status=status, reason=reason, started_at=started_at,
-            duration_ms=(time.perf_counter() - t0) * 1000), **kw)
+            duration_ms=(time.perf_counter() - t0) * 1000, execution=execution), **kw)
 
     try:
         impl = step_impl(task)
@@ -87,16 +84,16 @@ def execute_task(task: StepTask, metadata: MetadataStore,
         refs = {name: save_artifact(artifacts, named.pop(name), allow_pickle=impl.allow_pickle)
                 for name in task.output_names}
     except CollabError as exc:
-        record(FAILED, f"failed: {exc.message} ({note})", None)
+        record(FAILED, f"failed: {exc.message}", None)
         raise
     except Exception as exc:
-        record(FAILED, f"failed: {type(exc).__name__}: {exc} ({note})", None)
+        record(FAILED, f"failed: {type(exc).__name__}: {exc}", None)
         raise StepFailedError(
             f"step {task.step_name!r} of pipeline {task.pipeline_name!r} failed: "
             f"{type(exc).__name__}: {exc}",
             "fix the step and run the pipeline again; the steps that succeeded will be cached",
         ) from exc
-    record(EXECUTED, f"{task.reason} ({note})", refs,
+    record(EXECUTED, task.reason, refs,
            new_artifacts=[r.to_json() for r in refs.values()], cache=True,
-           replace_cache=task.reason == cache.ARTIFACT_MISSING)
+           replace_cache=task.reason in (cache.ARTIFACT_MISSING, cache.ARTIFACT_CORRUPT))
     return refs

@@ -1,11 +1,14 @@
 """Drive a pipeline's DAG across backends: the cache is decided here, only misses travel.
 
-The launcher walks the DAG as inputs become known. For each ready step it computes the cache
-key and looks it up locally, exactly as the in-process runner does; a hit is recorded as
-``cached`` and never starts a container or a job. A miss on the ``local`` backend executes in
-this process (the in-process runner's own code); a miss on ``docker`` or ``vertex`` becomes a
-:class:`StepTask` that the backend runs, and the worker inside records the step. Steps whose
-inputs are ready run at once, up to ``max_parallel``. On Ctrl-C every running container or
+The launcher walks the DAG as inputs become known. It decides each step's cache with the
+in-process runner's own functions: the hits the cache plan confirms up front (a constant
+number of round trips, :mod:`~zenml_collab.core.cache_plan`), then
+:func:`~zenml_collab.core.runner.decide_step` for a step whose inputs just became known. A hit
+is recorded as ``cached`` (batched like the runner's) and never starts a container or a job.
+A miss on the ``local`` backend executes in this process (the in-process runner's own
+code); a miss on ``docker`` or ``vertex`` becomes a :class:`StepTask` that the backend runs,
+and the worker inside records the step. Steps whose inputs are ready run at once, up to
+``max_parallel``. On Ctrl-C every running container or
 job is cancelled and the run is marked failed.
 
 Why the backend is not in the cache key: a step's outputs are a function of its code,
@@ -22,64 +25,29 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 
-from zenml_collab.core import cache
+from zenml_collab.core import cache_plan
 from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore
 from zenml_collab.core.backends.base import Backend
 from zenml_collab.core.backends.task import StepTask
-from zenml_collab.core.metadata.records import StepRunRecord, utcnow
+from zenml_collab.core.metadata import batch
+from zenml_collab.core.metadata.records import StepExecution
 from zenml_collab.core.metadata.store import MetadataStore
 from zenml_collab.core.pipeline import Pipeline, StepNode
-from zenml_collab.core.run import CACHED, FAILED, Run, StepResult
-from zenml_collab.core.runner import SOURCE_INPUT, RunContext, _read, _run_step
+from zenml_collab.core.run import EXECUTED, FAILED, Run, StepResult
+from zenml_collab.core.runner import (
+    RunContext,
+    _cached,
+    _fingerprint,
+    _read,
+    _Recorder,
+    _run_step,
+    decide_step,
+)
 from zenml_collab.errors import CollabError, StepFailedError
 
 log = logging.getLogger("zenml_collab.launcher")
 LOCAL = "local"
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """A step's cache decision, made locally before anything is launched."""
-
-    key: str
-    input_hashes: dict[str, str]
-    input_refs: dict[str, ArtifactRef]
-    hit: dict[str, ArtifactRef] | None
-    reason: str
-
-
-def resolve(node: StepNode, pipeline_name: str, upstream: dict[str, dict[str, ArtifactRef]],
-            metadata: MetadataStore, artifacts: ArtifactStore) -> Resolved:
-    """The cache key of ``node`` and whether the store holds its outputs (the runner's rule)."""
-    impl = node.impl
-    params = node.params
-    input_refs = {i.arg: upstream[i.step][i.output] for i in node.inputs}
-    input_hashes = {arg: ref.hash for arg, ref in input_refs.items()}
-    if impl.fingerprint is not None:
-        try:
-            input_hashes[SOURCE_INPUT] = impl.fingerprint(params)
-        except CollabError:
-            raise
-        except Exception as exc:
-            raise StepFailedError(
-                f"step {node.name!r} of pipeline {pipeline_name!r} could not fingerprint its "
-                f"source: {type(exc).__name__}: {exc}",
-                "check the step's parameters (e.g. the datasource path)") from exc
-    key = cache.cache_key(step_path=impl.import_path, code_hash=impl.code_hash, params=params,
-                          input_hashes=input_hashes, output_names=impl.output_names)
-    found = metadata.cached_outputs(key)
-    if found is not None:
-        origin = f"the cache entry of step {node.name!r} (key {key[:12]})"
-        refs = {name: ArtifactRef.from_json(data, origin=origin) for name, data in found.items()}
-        if all(artifacts.exists(ref) for ref in refs.values()):
-            return Resolved(key, input_hashes, input_refs, refs, cache.CACHE_HIT)
-        return Resolved(key, input_hashes, input_refs, None, cache.ARTIFACT_MISSING)
-    previous = metadata.previous_step_run(pipeline_name, node.name, impl.import_path)
-    reason = cache.explain_miss(previous, step_path=impl.import_path, code_hash=impl.code_hash,
-                                params=params, input_hashes=input_hashes)
-    return Resolved(key, input_hashes, input_refs, None, reason)
 
 
 class Launcher:
@@ -92,7 +60,7 @@ class Launcher:
                  pack_source: Callable[[], dict[str, object]],
                  max_parallel: int = 4,
                  on_step: Callable[[StepResult], None] | None = None,
-                 resume_hint: str = "") -> None:
+                 resume_hint: str = "", start: batch.RunStart | None = None) -> None:
         self.pipeline = pipeline
         self.pipeline_id = pipeline_id
         self.metadata = metadata
@@ -104,6 +72,9 @@ class Launcher:
         self.max_parallel = max_parallel
         self.on_step = on_step
         self.resume_hint = resume_hint
+        self._start_view = start
+        self._hits: dict[str, cache_plan.Hit] = {}
+        self._recorder = _Recorder(metadata)
         self.run_id = uuid.uuid4().hex
         self.backends: dict[str, Backend] = {}
         self._source: dict[str, object] | None = None
@@ -123,7 +94,13 @@ class Launcher:
 
     def run(self) -> Run:
         env = self.context.environment
-        if env is not None:
+        start = self._start_view or batch.run_start_view(self.metadata, self.pipeline.name,
+                                                         env.hash if env else None)
+        # As the in-process runner: hits predicted along the DAG, their artifacts checked
+        # while the run's start is written, so a cached run launches nothing and costs the same.
+        candidates = cache_plan.candidates(self.pipeline.steps, start.prior, _fingerprint)
+        checks = cache_plan.PresenceChecks(self.artifacts, candidates)
+        if env is not None and not start.environment_known:
             self.metadata.ensure_environment(env.hash, env.python, env.platform, env.packages_json)
         git = self.context.git
         self.metadata.start_run(run_id=self.run_id, pipeline_id=self.pipeline_id,
@@ -132,9 +109,17 @@ class Launcher:
                                 hostname=self.context.hostname,
                                 environment_hash=env.hash if env else None)
         try:
+            self._hits = cache_plan.confirm(self.pipeline.steps, candidates, checks.result())
             results = self._drive()
+            self._recorder.flush()
         except BaseException as exc:
             self._close()
+            if self._recorder.pending:
+                try:
+                    self._recorder.flush()  # the steps before the failure stay on record
+                except CollabError as unrecorded:
+                    log.warning("could not record the finished steps of run %s: %s",
+                                self.run_id[:8], unrecorded.message)
             for backend in self.backends.values():
                 backend.cancel_all()
             message = str(exc) if isinstance(exc, CollabError) else f"{type(exc).__name__}: {exc}"
@@ -207,48 +192,48 @@ class Launcher:
     def _start(self, node: StepNode, position: int, outputs: dict[str, dict[str, ArtifactRef]],
                pool: ThreadPoolExecutor, running: dict[Future[StepResult], str]
                ) -> StepResult | None:
+        hit = self._hits.get(node.name)
+        if hit is not None:
+            return _cached(node, position, self.run_id, self.pipeline.name, hit, self._recorder)
+        if self._recorder.due():
+            self._recorder.flush()
         backend_name = self.backend_of(node)
         if backend_name == LOCAL:
             return _run_step(node, position, self.run_id, self.pipeline.name, outputs,
-                             self.metadata, self.artifacts, self.resume_hint)
-        resolved = resolve(node, self.pipeline.name, outputs, self.metadata, self.artifacts)
-        if resolved.hit is not None:
-            return self._record_cached(node, position, resolved)
+                             self.metadata, self.artifacts, self.resume_hint, self._recorder)
+        decision = decide_step(node, self.pipeline.name, outputs, self.metadata, self.artifacts,
+                               self._recorder.fresh)
+        if decision.hit is not None:
+            return _cached(node, position, self.run_id, self.pipeline.name,
+                           cache_plan.Hit(cache_plan.StepKey(decision.key, decision.input_hashes),
+                                          decision.hit), self._recorder)
         backend = self._backend(backend_name)
         task = StepTask(
             run_id=self.run_id, pipeline_name=self.pipeline.name, step_name=node.name,
-            step_path=node.impl.import_path, position=position, cache_key=resolved.key,
+            step_path=node.impl.import_path, position=position, cache_key=decision.key,
             code_hash=node.impl.code_hash, params=node.params,
-            inputs={arg: ref.to_json() for arg, ref in resolved.input_refs.items()},
-            input_hashes=resolved.input_hashes, output_names=node.impl.output_names,
-            reason=resolved.reason, backend=backend_name, source=self._source_json(),
+            inputs={arg: ref.to_json() for arg, ref in decision.input_refs.items()},
+            input_hashes=decision.input_hashes, output_names=node.impl.output_names,
+            reason=decision.reason, backend=backend_name, source=self._source_json(),
             image=backend.image_digest())
-        log.info("step %s: executing on %s (%s)", node.name, backend_name, resolved.reason)
+        log.info("step %s: executing on %s (%s)", node.name, backend_name, decision.reason)
         self.launched.append(node.name)
         running[pool.submit(self._remote, backend, task)] = node.name
         return None
 
-    def _record_cached(self, node: StepNode, position: int, resolved: Resolved) -> StepResult:
-        assert resolved.hit is not None
-        self.metadata.record_step(StepRunRecord(
-            run_id=self.run_id, pipeline_name=self.pipeline.name, step_name=node.name,
-            step_path=node.impl.import_path, position=position, cache_key=resolved.key,
-            code_hash=node.impl.code_hash, params=node.params, inputs=resolved.input_hashes,
-            outputs={k: v.to_json() for k, v in resolved.hit.items()}, status=CACHED,
-            reason=cache.CACHE_HIT, started_at=utcnow(), duration_ms=0.0))
-        return StepResult(node.name, CACHED, cache.CACHE_HIT, resolved.key, node.impl.code_hash,
-                          resolved.hit, 0.0)
-
     def _remote(self, backend: Backend, task: StepTask) -> StepResult:
         t0 = time.perf_counter()
         backend.execute(task)
-        found = self.metadata.cached_outputs(task.cache_key)
-        if found is None:
+        # One round trip: the worker's record of the step, with its outputs and where it ran.
+        record = next((r for r in self.metadata.step_runs(task.run_id)
+                       if r.step_name == task.step_name and r.status == EXECUTED), None)
+        if record is None or record.outputs is None:
             raise StepFailedError(
                 f"step {task.step_name!r} finished on {task.backend} but recorded no outputs",
                 "check that the image runs the same zenml-collab version and the same stores")
         origin = f"step {task.step_name!r} executed on {task.backend}"
-        refs = {name: ArtifactRef.from_json(data, origin=origin) for name, data in found.items()}
-        return StepResult(task.step_name, "executed", f"{task.reason} (on {task.backend})",
-                          task.cache_key, task.code_hash, refs,
-                          (time.perf_counter() - t0) * 1000)
+        refs = {name: ArtifactRef.from_json(data, origin=origin)
+                for name, data in record.outputs.items()}
+        return StepResult(task.step_name, EXECUTED, task.reason, task.cache_key,
+                          task.code_hash, refs, (time.perf_counter() - t0) * 1000,
+                          record.execution or StepExecution(task.backend, task.image))

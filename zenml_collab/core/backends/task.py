@@ -17,6 +17,9 @@ from zenml_collab.errors import CollabError
 
 TASK_FORMAT = 1
 MAX_TASK_BYTES = 64 * 1024  # a command-line argument; inputs travel by reference
+#: Set by the vertex backend in the job's environment (``projects/P/locations/R``); with the
+#: ``CLOUD_ML_JOB_ID`` Vertex AI sets, it names the job a step ran in (recorded with it).
+JOB_PARENT_ENV = "COLLAB_VERTEX_JOB_PARENT"
 
 
 class WorkerError(CollabError):

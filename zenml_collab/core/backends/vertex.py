@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from zenml_collab.core.backends.docker import worker_command
-from zenml_collab.core.backends.task import StepTask
+from zenml_collab.core.backends.docker import local_image_digest, worker_command
+from zenml_collab.core.backends.task import JOB_PARENT_ENV, StepTask
 from zenml_collab.errors import (
     CollabError,
     ConfigError,
@@ -85,6 +85,7 @@ class VertexBackend:
         self._services: list[Any] = []
         self._lock = threading.Lock()
         self.poll_max = float(os.environ.get(POLL_MAX_ENV, "30"))
+        self._digest: str | None = None
 
     def _service(self, api: str, version: str, endpoint: str) -> Any:
         # One client per thread: httplib2 connections are not thread-safe.
@@ -143,8 +144,20 @@ class VertexBackend:
                     f"{self.service_account} --member=serviceAccount:{member} "
                     "--role=roles/iam.serviceAccountUser")
 
+    @property
+    def parent(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}"
+
     def image_digest(self) -> str | None:
-        return self.image.split("@", 1)[1] if "@" in self.image else self.image
+        """The image by digest: from a ``repo@sha256:…`` reference, else from the image this
+        member built or pulled (``collab image build --push``), else the reference as given."""
+        if self._digest is None:
+            if "@" in self.image:
+                self._digest = self.image.split("@", 1)[1]
+            else:
+                found = local_image_digest(self.image)
+                self._digest = found.split("@", 1)[-1] if found else self.image
+        return self._digest
 
     def job_body(self, task: StepTask) -> dict[str, Any]:
         command = worker_command(task)
@@ -155,6 +168,7 @@ class VertexBackend:
                               "args": command[3:],
                               "env": [{"name": "COLLAB_WORKER_STORES",
                                        "value": json.dumps(self._stores)},
+                                      {"name": JOB_PARENT_ENV, "value": self.parent},
                                       {"name": "PYTHONUNBUFFERED", "value": "1"}]}}]}
         if self.service_account:
             spec["serviceAccount"] = self.service_account
@@ -164,9 +178,8 @@ class VertexBackend:
     def execute(self, task: StepTask) -> None:
         from googleapiclient.errors import HttpError
 
-        parent = f"projects/{self.project}/locations/{self.region}"
         try:
-            job = self.jobs.create(parent=parent, body=self.job_body(task)).execute()
+            job = self.jobs.create(parent=self.parent, body=self.job_body(task)).execute()
         except HttpError as exc:
             raise _http_error(exc, f"creating the Vertex AI job of step {task.step_name!r}") from None
         name = job["name"]

@@ -92,7 +92,7 @@ def make_backend(name: str, settings: Settings,
 
 
 def launch(repo: Repository, pipeline: Pipeline, *, pipeline_id: int, context: RunContext,
-           on_step: Any = None, resume_hint: str = "") -> Run:
+           on_step: Any = None, resume_hint: str = "", start: Any = None) -> Run:
     """Run ``pipeline`` with each step on its backend (see :mod:`.launcher`)."""
     from zenml_collab.core.backends.launcher import Launcher
     from zenml_collab.core.backends.source import pack_source
@@ -117,5 +117,5 @@ def launch(repo: Repository, pipeline: Pipeline, *, pipeline_id: int, context: R
         context=context, backend_of=lambda node: backend_of(node, compute),
         make_backend=lambda name: make_backend(name, settings, failure_reason),
         pack_source=lambda: pack_source(repo.root, repo.artifacts).to_json(),
-        max_parallel=compute.max_parallel, on_step=on, resume_hint=resume_hint)
+        max_parallel=compute.max_parallel, on_step=on, resume_hint=resume_hint, start=start)
     return launcher.run()

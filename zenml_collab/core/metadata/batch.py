@@ -140,7 +140,8 @@ def step_run_row(record: StepRunRecord) -> dict[str, Any]:
         "inputs_json": json.dumps(record.inputs, sort_keys=True),
         "outputs_json": json.dumps(record.outputs, sort_keys=True) if record.outputs else None,
         "status": record.status, "reason": record.reason[:500],
-        "started_at": record.started_at, "duration_ms": record.duration_ms}
+        "started_at": record.started_at, "duration_ms": record.duration_ms,
+        "execution_json": record.execution_json()}
 
 
 def record_step_runs(store: MetadataStore, records: list[StepRunRecord]) -> None:

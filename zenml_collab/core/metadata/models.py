@@ -78,6 +78,7 @@ step_runs = sa.Table(
     sa.Column("reason", sa.String(500), nullable=False),
     sa.Column("started_at", Timestamp, nullable=False),
     sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("execution_json", sa.Text),  # where it ran: backend, image, job (0005)
     sa.Index("ux_step_runs_run_position", "run_id", "position", unique=True),
     sa.Index("ix_step_runs_pipeline_step", "pipeline_name", "step_name", "id"),
     sa.Index("ix_step_runs_path", "step_path", "id"),

@@ -59,6 +59,40 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class StepExecution:
+    """Where an executed step ran, recorded as data beside its plain reason.
+
+    ``backend``: ``docker`` or ``vertex``; ``image``: the digest of the image; ``job``: the
+    Vertex AI custom job's resource name. In-process and cached steps record none.
+    """
+
+    backend: str
+    image: str | None = None
+    job: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        return {k: v for k, v in (("backend", self.backend), ("image", self.image),
+                                  ("job", self.job)) if v}
+
+    @classmethod
+    def from_json(cls, text: str | None) -> StepExecution | None:
+        """Parse a stored value; a teammate's malformed one reads as unknown, never an error."""
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        backend, image, job = (data.get(k) for k in ("backend", "image", "job"))
+        if not isinstance(backend, str) or not all(
+                v is None or (isinstance(v, str) and len(v) <= 500) for v in (backend, image, job)):
+            return None
+        return cls(backend, image, job)
+
+
+@dataclass(frozen=True)
 class StepRunRecord:
     run_id: str
     pipeline_name: str
@@ -74,6 +108,11 @@ class StepRunRecord:
     reason: str
     started_at: datetime
     duration_ms: float
+    execution: StepExecution | None = None
+
+    def execution_json(self) -> str | None:
+        return None if self.execution is None else json.dumps(self.execution.to_json(),
+                                                               sort_keys=True)
 
 
 def _run_record(row: Any, status: str | None = None) -> RunRecord:
@@ -90,4 +129,5 @@ def _step_record(row: Any) -> StepRunRecord:
         row.cache_key, row.code_hash, json.loads(row.params_json), json.loads(row.inputs_json),
         json.loads(row.outputs_json) if row.outputs_json else None, row.status, row.reason,
         row.started_at, row.duration_ms,
+        StepExecution.from_json(row._mapping.get("execution_json")),
     )

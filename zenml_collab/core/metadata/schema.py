@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from zenml_collab.core.metadata.connection import StoreConnection
 from zenml_collab.errors import MetadataStoreError, SchemaOutOfDateError, StoreIdentityError
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 IDENTITY_TABLE = "store_identity"
 

@@ -321,7 +321,8 @@ class MetadataStore(SchemaStore):
                 "code_hash": record.code_hash, "params_json": params_json,
                 "inputs_json": inputs_json, "outputs_json": outputs_json,
                 "status": StepStatus(record.status).value, "reason": record.reason[:500],
-                "started_at": record.started_at, "duration_ms": record.duration_ms})
+                "started_at": record.started_at, "duration_ms": record.duration_ms,
+                "execution_json": record.execution_json()})
 
         self._tx(work)
 
