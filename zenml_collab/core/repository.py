@@ -134,7 +134,7 @@ class Repository:
 
             if needs_launcher(pipeline, self.settings):  # a step runs on docker or vertex
                 run = launch(self, pipeline, pipeline_id=pipeline_id, context=context,
-                             on_step=on_step, resume_hint=f"collab run {path}")
+                             on_step=on_step, resume_hint=f"collab run {path}", start=start)
             else:
                 run = run_pipeline(pipeline, pipeline_id=pipeline_id, metadata=self.metadata,
                                    artifacts=self.artifacts, context=context, on_step=on_step,
@@ -246,7 +246,7 @@ class Repository:
                            v, origin=f"step {s.step_name!r} of run {record.id[:8]} "
                                      f"(recorded by {record.user or 'an unknown member'})")
                         for k, v in (s.outputs or {}).items()},
-                       s.duration_ms)
+                       s.duration_ms, s.execution)
             for s in self.metadata.step_runs(record.id))
 
         def reader(ref: ArtifactRef, allow_pickle: bool = False) -> Any:
