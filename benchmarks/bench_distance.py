@@ -168,6 +168,22 @@ def _measure(ctx: Context, ws: Workspace, dist: Distance) -> list[Figure]:
         salt = next(salts)
         return chain_pipeline(ws, f"dist-chain-cold-{salt}", length, salt=salt)
 
+    def fresh_chain() -> Any:
+        # New keys and new content: the first step starts from a new value, so every output
+        # is a new artifact (the cold chain above re-creates the values 1..20, stored once).
+        from zenml_collab.core.pipeline import Pipeline
+
+        salt = next(salts)
+        inc = ws.steps().inc
+        pipeline = Pipeline(f"dist-chain-fresh-{salt}")
+        prev: str | None = None
+        for i in range(length):
+            prev = pipeline.add(inc, name=f"s{i:02d}",
+                                params={"k": i, "salt": salt} if prev else
+                                {"k": i, "salt": salt, "x": 1_000_000 * salt},
+                                inputs={"x": prev} if prev else None)
+        return pipeline
+
     def cold_training() -> Any:
         salt = next(salts)
         # A new source and a new split: every step of the pipeline misses.
@@ -189,6 +205,11 @@ def _measure(ctx: Context, ws: Workspace, dist: Distance) -> list[Figure]:
             f"distance_chain_cold_{delay}ms", f"{length}-step chain, cold, {at}",
             dist=dist, repo=repo, repeat=_repeats(ctx, delay, True), status="executed",
             steps=length, delay_ms=delay, build=cold_chain))
+        figures.append(_timed_runs(
+            f"distance_chain_fresh_{delay}ms",
+            f"{length}-step chain, cold, new artifacts, {at}",
+            dist=dist, repo=repo, repeat=_repeats(ctx, delay, True), status="executed",
+            steps=length, delay_ms=delay, build=fresh_chain))
         figures.append(_timed_runs(
             f"distance_training_cached_{delay}ms", f"guide's 5-step TrainingPipeline, cached, {at}",
             dist=dist, repo=repo, repeat=_repeats(ctx, delay, False), status="cached", steps=5,

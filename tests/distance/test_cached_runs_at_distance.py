@@ -44,8 +44,10 @@ def test_a_cached_run_costs_the_same_statements_and_round_trips_for_5_and_40_ste
     five, forty = (cached_run_cost(repo, distance, n) for n in (5, 40))
     assert five.statements == forty.statements
     assert five.db_round_trips == forty.db_round_trips
-    assert five.gcs_sequential == forty.gcs_sequential == 1  # every check at once
-    assert five.sequential == forty.sequential
+    # Every check at once: one wave, two when starting 40 threads on a loaded machine takes
+    # longer than a round trip here (3 ms); never one per step.
+    assert five.gcs_sequential <= 2 and forty.gcs_sequential <= 2
+    assert abs(five.sequential - forty.sequential) <= 1
 
 
 def test_every_cached_step_is_recorded_once_with_its_reason(

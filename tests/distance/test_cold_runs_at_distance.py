@@ -99,3 +99,30 @@ def test_finished_steps_are_written_once_the_oldest_has_waited_flush_after_s(
     monkeypatch.setattr(runner, "FLUSH_AFTER_S", 0.0)
     assert recorded_when_each_step_ran(repo, "written-each", monkeypatch) == [
         [], ["s00"], ["s00", "s01"]]
+
+
+def test_every_output_of_a_cold_run_is_stored_when_its_record_is_written(
+        tmp_path: Path, distance: Distance) -> None:
+    repo = distant_repo(tmp_path / "repo", distance)
+    run = steps.chain("uploaded", 6, salt=7).run(repo)  # uploads run in the background
+    for record in repo.metadata.step_runs(run.id):
+        assert record.status == "executed"
+        ref = run[record.step_name].outputs["output"]
+        assert repo.artifacts.presence(ref).value == "present"
+    assert run.load("s05") == 6
+
+
+def test_a_failed_upload_fails_the_run_with_the_stores_error_and_records_no_step(
+        tmp_path: Path, distance: Distance) -> None:
+    from zenml_collab.errors import CollabError
+
+    repo = distant_repo(tmp_path / "repo", distance)
+    config = repo.root / "collab.yaml"  # a bucket deleted after the member configured it
+    config.write_text(config.read_text().replace(distance.bucket,
+                                                 "no-such-bucket-for-collab-tests"))
+    repo = Repository(repo.root)
+    with pytest.raises(CollabError, match="no-such-bucket-for-collab-tests"):
+        steps.chain("nowhere", 3, salt=8).run(repo)
+    failed = repo.metadata.list_runs("nowhere")[0]
+    assert failed.status == "failed"
+    assert repo.metadata.step_runs(failed.id) == []  # no record names an unstored artifact

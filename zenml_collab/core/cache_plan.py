@@ -132,7 +132,7 @@ class PresenceChecks:
         refs = {ref.hash: ref for hit in found.values() for ref in hit.outputs.values()}
         self._refs = list(refs.values())
         self._futures: list[Future[bool]] | None = None
-        if _is_remote(artifacts) and len(self._refs) > 1:
+        if is_remote(artifacts) and len(self._refs) > 1:
             _widen_pool(artifacts, MAX_CHECKS_IN_FLIGHT)
             pool = ThreadPoolExecutor(max_workers=min(MAX_CHECKS_IN_FLIGHT, len(self._refs)),
                                       thread_name_prefix="collab-presence")
@@ -155,7 +155,8 @@ def _is_present(artifacts: ArtifactStore, ref: ArtifactRef) -> bool:
     return artifacts.exists(ref)
 
 
-def _is_remote(artifacts: ArtifactStore) -> bool:
+def is_remote(artifacts: ArtifactStore) -> bool:
+    """Whether ``artifacts`` answers over the network (each request a round trip)."""
     return getattr(artifacts, "client", None) is not None or str(
         getattr(artifacts, "uri", "")).startswith("gs://")
 

@@ -34,6 +34,7 @@ from zenml_collab.core.metadata.records import StepRunRecord, utcnow
 from zenml_collab.core.metadata.store import MetadataStore
 from zenml_collab.core.pipeline import Pipeline, StepNode
 from zenml_collab.core.run import CACHED, EXECUTED, FAILED, Run, RunStatus, StepResult
+from zenml_collab.core.uploads import DeferredUploads
 from zenml_collab.errors import CollabError, PipelineError, SourceMissingError, StepFailedError
 
 log = logging.getLogger("zenml_collab.runner")
@@ -88,7 +89,10 @@ def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStor
                        environment_hash=env.hash if env else None)
     outputs: dict[str, dict[str, ArtifactRef]] = {}
     results: list[StepResult] = []
-    recorder = _Recorder(metadata)
+    # Remote stores: outputs are committed in the background, waited for before any record
+    # naming them is written (DESIGN §12).
+    uploads = DeferredUploads(artifacts) if cache_plan.is_remote(artifacts) else None
+    recorder = _Recorder(metadata, uploads)
     try:
         hits = cache_plan.confirm(nodes, candidates, checks.result())
         for position, node in enumerate(nodes):
@@ -109,9 +113,9 @@ def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStor
         if recorder.pending:
             try:
                 recorder.flush()  # the steps before the failure stay on record
-            except CollabError as unrecorded:
+            except Exception as unrecorded:  # an upload or the store failing too
                 log.warning("could not record the finished steps of run %s: %s", run_id[:8],
-                            unrecorded.message)
+                            getattr(unrecorded, "message", unrecorded))
         message = str(exc) if isinstance(exc, CollabError) else f"{type(exc).__name__}: {exc}"
         try:
             metadata.finish_run(run_id, FAILED, message[:2000])
@@ -119,6 +123,9 @@ def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStor
             # The store is gone too: the original error is the one the member must see.
             log.warning("could not mark run %s failed: %s", run_id[:8], unrecorded.message)
         raise
+    finally:
+        if uploads is not None:
+            uploads.close()
     metadata.finish_run(run_id, RunStatus.COMPLETED)
     return Run(id=run_id, pipeline_name=pipeline.name, status=RunStatus.COMPLETED,
                steps=tuple(results),
@@ -149,8 +156,9 @@ class _Recorder:
     A step whose key was executed earlier in this run is a hit found here, without I/O.
     """
 
-    def __init__(self, metadata: MetadataStore) -> None:
+    def __init__(self, metadata: MetadataStore, uploads: DeferredUploads | None = None) -> None:
         self.metadata = metadata
+        self.uploads = uploads
         self.pending: list[batch.Pending] = []
         self.fresh: dict[str, dict[str, ArtifactRef]] = {}  # executed here, by cache key
         self._since: float | None = None
@@ -167,6 +175,8 @@ class _Recorder:
 
     def flush(self) -> None:
         if self.pending:
+            if self.uploads is not None:
+                self.uploads.wait()  # no record names an artifact that is not stored yet
             batch.record_steps(self.metadata, self.pending)
             self.pending.clear()
         self._since = None
@@ -295,8 +305,9 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
         return record(CACHED, decision.reason, decision.hit)
     reason = decision.reason
     log.info("step %s: executing (%s)", node.name, reason)
+    store: Any = artifacts if recorder is None or recorder.uploads is None else recorder.uploads
     try:
-        values = {arg: load_artifact(artifacts, ref, allow_pickle=impl.allow_pickle)
+        values = {arg: load_artifact(store, ref, allow_pickle=impl.allow_pickle)
                   for arg, ref in input_refs.items()}
         returned = impl.call(params, values)
         del values
@@ -304,7 +315,7 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
         del returned
         refs = {}
         for name in impl.output_names:
-            refs[name] = save_artifact(artifacts, named.pop(name), allow_pickle=impl.allow_pickle)
+            refs[name] = save_artifact(store, named.pop(name), allow_pickle=impl.allow_pickle)
     except CollabError as exc:
         _record_failure(record, f"failed: {exc.message}", node.name)
         raise
