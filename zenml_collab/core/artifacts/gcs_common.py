@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from zenml_collab.errors import ArtifactError, ConfigError
+from zenml_collab.errors import ArtifactError, ConfigError, ConnectivityError
 
 REQUIRED_ROLE = "roles/storage.objectAdmin"
 DEFAULT_RETRY_TIMEOUT = 60.0
@@ -75,6 +75,16 @@ def gcs_errors(bucket: str, action: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
+        from google.cloud.storage.exceptions import DataCorruption
+
+        if isinstance(exc, DataCorruption):
+            # The object's crc32c (X-Goog-Hash) did not match the bytes received: damaged in
+            # transit, not in the bucket. Never a traceback, and never "artifact corrupt".
+            raise ConnectivityError(
+                f"gs://{bucket}: {action}: the bytes received do not match the object's "
+                "checksum (damaged in transit); nothing was used",
+                "run the command again; if it keeps happening, check the network path to "
+                "Google (a proxy, VPN or antivirus rewriting traffic)") from None
         if isinstance(exc, ArtifactError | ConfigError) or not is_google_error(exc):
             raise
         error = google_access().classify(
