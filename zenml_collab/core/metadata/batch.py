@@ -15,6 +15,7 @@ per module; they use its one transaction helper (retries included).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -234,21 +235,29 @@ def lookup_step(store: MetadataStore, *, cache_key: str, pipeline_name: str, ste
     candidates for the previous run: this step in this pipeline, else the same code path
     (each the latest by id through its index); the first that exists wins, as before.
     """
-    s, c = m.step_runs, m.cache_entries
-    ok = s.c.status.in_((StepStatus.EXECUTED.value, StepStatus.CACHED.value))
-    by_name = (sa.select(s, sa.literal(0).label("preference"))
-               .where(s.c.pipeline_name == pipeline_name, s.c.step_name == step_name, ok)
-               .order_by(s.c.id.desc()).limit(1).subquery("by_name"))
-    by_path = (sa.select(s, sa.literal(1).label("preference"))
-               .where(s.c.step_path == step_path, ok)
-               .order_by(s.c.id.desc()).limit(1).subquery("by_path"))
-    previous = sa.union_all(sa.select(by_name), sa.select(by_path)).subquery("previous")
-    header = sa.select(sa.select(c.c.outputs_json).where(c.c.cache_key == cache_key)
-                       .scalar_subquery().label("hit_outputs_json")).subquery("header")
-    query = (sa.select(header.c.hit_outputs_json, previous)
-             .select_from(header.outerjoin(previous, sa.literal_column("1") == 1)))
-    rows = store._tx(lambda conn: conn.execute(query).all())
+    query = _lookup_statement()  # built once: per step it was most of a step's CPU time
+    params = {"key": cache_key, "pipeline": pipeline_name, "step": step_name,
+              "path": step_path}
+    rows = store._tx(lambda conn: conn.execute(query, params).all())
     hit = rows[0].hit_outputs_json
     found = sorted((r for r in rows if r.run_id is not None), key=lambda r: r.preference)
     return StepLookup(None if hit is None else dict(json.loads(hit)),
                       _step_record(found[0]) if found else None)
+
+
+@functools.cache
+def _lookup_statement() -> Any:
+    s, c = m.step_runs, m.cache_entries
+    ok = s.c.status.in_((StepStatus.EXECUTED.value, StepStatus.CACHED.value))
+    by_name = (sa.select(s, sa.literal(0).label("preference"))
+               .where(s.c.pipeline_name == sa.bindparam("pipeline"),
+                      s.c.step_name == sa.bindparam("step"), ok)
+               .order_by(s.c.id.desc()).limit(1).subquery("by_name"))
+    by_path = (sa.select(s, sa.literal(1).label("preference"))
+               .where(s.c.step_path == sa.bindparam("path"), ok)
+               .order_by(s.c.id.desc()).limit(1).subquery("by_path"))
+    previous = sa.union_all(sa.select(by_name), sa.select(by_path)).subquery("previous")
+    header = sa.select(sa.select(c.c.outputs_json).where(c.c.cache_key == sa.bindparam("key"))
+                       .scalar_subquery().label("hit_outputs_json")).subquery("header")
+    return (sa.select(header.c.hit_outputs_json, previous)
+            .select_from(header.outerjoin(previous, sa.literal_column("1") == 1)))
