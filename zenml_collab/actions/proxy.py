@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from zenml_collab.config import GcpConfig, LocalConfig, TeamConfig, load_local_config
 from zenml_collab.errors import ConfigError
 from zenml_collab.infra import proxy as px
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 # load_team and start_member_proxy are imported inside the functions: the join package
 # re-exports these actions, so a top-level import of it here would be circular.
@@ -24,7 +27,7 @@ def _proxy_settings(start: Path) -> tuple[Path, TeamConfig, GcpConfig, LocalConf
     return root, team, gcp, load_local_config(root)
 
 
-def proxy_start(start: Path = Path("."), *, docker: Callable[[], Any] = px.connect_docker,
+def proxy_start(start: Path = Path("."), *, docker: Callable[[], DockerClient] = px.connect_docker,
                 timeout: float = 60.0) -> px.ProxyStatus:
     """Start (or reuse) the proxy with the settings `collab join` wrote."""
     from zenml_collab.actions.join.applying import start_member_proxy
@@ -39,7 +42,7 @@ def proxy_start(start: Path = Path("."), *, docker: Callable[[], Any] = px.conne
                               port=local.proxy_port, image=image, timeout=timeout)
 
 
-def proxy_stop(start: Path = Path("."), *, docker: Callable[[], Any] = px.connect_docker) -> bool:
+def proxy_stop(start: Path = Path("."), *, docker: Callable[[], DockerClient] = px.connect_docker) -> bool:
     """Stop and remove this repository's proxy container; False when none ran."""
     from zenml_collab.actions.join.planning import load_team
 
@@ -48,7 +51,7 @@ def proxy_stop(start: Path = Path("."), *, docker: Callable[[], Any] = px.connec
 
 
 def proxy_status(start: Path = Path("."), *,
-                 docker: Callable[[], Any] = px.connect_docker) -> px.ProxyStatus:
+                 docker: Callable[[], DockerClient] = px.connect_docker) -> px.ProxyStatus:
     """The state of this repository's proxy container (``absent`` when there is none)."""
     from zenml_collab.actions.join.planning import load_team
 
@@ -57,7 +60,7 @@ def proxy_status(start: Path = Path("."), *,
 
 
 def proxy_logs(start: Path = Path("."), *, tail: int = 200,
-               docker: Callable[[], Any] = px.connect_docker) -> str:
+               docker: Callable[[], DockerClient] = px.connect_docker) -> str:
     """The last ``tail`` log lines of this repository's proxy container."""
     from zenml_collab.actions.join.planning import load_team
 

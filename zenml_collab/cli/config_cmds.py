@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from zenml_collab.cli.render import console, err_console, table
+
+if TYPE_CHECKING:
+    from zenml_collab.actions.config import SetResult
 
 _PLACEMENT = [
     click.option("--team", "placement", flag_value="team",
@@ -78,7 +81,7 @@ def _read_password(password_stdin: bool, password_flag: str | None, prompt: bool
     return value
 
 
-def _written(result: Any) -> None:
+def _written(result: SetResult) -> None:
     for path in result.written:
         console.print(f"wrote {path}")
     if not result.written:
@@ -87,7 +90,7 @@ def _written(result: Any) -> None:
         console.print(result.note)
 
 
-def _report(result: Any) -> None:
+def _report(result: SetResult) -> None:
     _written(result)
     console.print(f"metadata store: {result.description}")
     if result.detail:

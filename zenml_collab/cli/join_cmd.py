@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from zenml_collab.cli.render import console, err_console
+
+if TYPE_CHECKING:
+    from zenml_collab.actions.join import JoinPlan, JoinResult
 
 _DIR = click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
                     default=".", show_default=True, help="Directory inside the repository.")
@@ -52,7 +55,7 @@ def join(directory: Path, connector: str | None, port: int | None, account: str 
     _print_result(outcome)
 
 
-def _plan_json(plan: Any) -> dict[str, Any]:
+def _plan_json(plan: JoinPlan) -> dict[str, Any]:
     return {"root": str(plan.root), "member": plan.member, "db_user": plan.db_user,
             "credentials": plan.credentials_source, "connector": plan.connector,
             "connector_reason": plan.connector_reason, "port": plan.port, "image": plan.image,
@@ -60,7 +63,7 @@ def _plan_json(plan: Any) -> dict[str, Any]:
             "artifacts": plan.artifact_uri, "changes": list(plan.changes)}
 
 
-def _result_json(result: Any) -> dict[str, Any]:
+def _result_json(result: JoinResult) -> dict[str, Any]:
     return {**_plan_json(result.plan), "changes": list(result.changed),
             "unchanged": result.unchanged,
             "schema": {"revision": result.schema.revision, "head": result.schema.head,
@@ -72,7 +75,7 @@ def _result_json(result: Any) -> dict[str, Any]:
             "next": list(result.next_steps)}
 
 
-def _print_plan(plan: Any, as_json: bool) -> None:
+def _print_plan(plan: JoinPlan, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({**_plan_json(plan), "dry_run": True}, indent=2))
         return
@@ -85,7 +88,7 @@ def _print_plan(plan: Any, as_json: bool) -> None:
         console.print(f"would {change}")
 
 
-def _print_result(result: Any) -> None:
+def _print_result(result: JoinResult) -> None:
     plan = result.plan
     if result.unchanged:
         console.print("[green]already joined[/]: nothing changed, both stores verified")

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from zenml_collab.core.metadata.records import StepExecution
+    from zenml_collab.core.run import Run
+
 
 class _LazyConsole:
     """A rich ``Console`` created on first use."""
@@ -59,8 +62,8 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
     return out
 
 
-def steps_table(run: Any) -> Table:
-    if not any(getattr(s, "execution", None) for s in run.steps):
+def steps_table(run: Run) -> Table:
+    if not any(s.execution for s in run.steps):
         return table(
             f"run {run.id[:8]} of {run.pipeline_name!r}",
             ["step", "status", "reason", "time"],
@@ -74,7 +77,7 @@ def steps_table(run: Any) -> Table:
     )
 
 
-def where(execution: Any) -> str:
+def where(execution: StepExecution | None) -> str:
     """``vertex job projects/…/customJobs/7 image sha256:…``; ``-`` for in-process/cached."""
     if execution is None:
         return "-"

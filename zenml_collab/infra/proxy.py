@@ -37,7 +37,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zenml_collab.config import DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_VERSION
 from zenml_collab.errors import CollabError, ConfigError, ConnectivityError, CredentialsError
@@ -51,6 +51,9 @@ from zenml_collab.infra.proxy_network import (
     port_in_use,
     remove_network,
 )
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 PROXY_IMAGE_ENV = "COLLAB_PROXY_IMAGE"
 DB_PORT = 3306  # inside the container (isolated mode)
@@ -90,7 +93,7 @@ def resolve_proxy_image(configured: str | None = None) -> str:
     return os.environ.get(PROXY_IMAGE_ENV) or configured or f"{DEFAULT_PROXY_IMAGE}:{DEFAULT_PROXY_VERSION}"
 
 
-def connect_docker(base_url: str | None = None) -> Any:
+def connect_docker(base_url: str | None = None) -> DockerClient:
     """A ``docker.DockerClient`` for ``base_url`` (default: ``DOCKER_HOST`` or the local socket)."""
     import docker
     from docker.errors import DockerException
@@ -173,14 +176,14 @@ def _status_of(container: Any, name: str) -> ProxyStatus:
     )
 
 
-def proxy_status(client: Any, *, repo_root: Path) -> ProxyStatus:
+def proxy_status(client: DockerClient, *, repo_root: Path) -> ProxyStatus:
     """The state of this repository's proxy (``state="absent"`` when there is none)."""
     name = container_name(repo_root)
     container = _find(client, name)
     return ProxyStatus(name=name, state="absent") if container is None else _status_of(container, name)
 
 
-def proxy_logs(client: Any, *, repo_root: Path, tail: int = 200) -> str:
+def proxy_logs(client: DockerClient, *, repo_root: Path, tail: int = 200) -> str:
     """The last ``tail`` lines the proxy wrote (stdout and stderr)."""
     container = _find(client, container_name(repo_root))
     if container is None:
@@ -191,7 +194,7 @@ def proxy_logs(client: Any, *, repo_root: Path, tail: int = 200) -> str:
     return bytes(container.logs(tail=tail)).decode(errors="replace")
 
 
-def stop_proxy(client: Any, *, repo_root: Path, timeout: int = 10) -> bool:
+def stop_proxy(client: DockerClient, *, repo_root: Path, timeout: int = 10) -> bool:
     """Stop and remove this repository's proxy; False when there was none."""
     from docker.errors import NotFound
 
@@ -259,7 +262,7 @@ def _port_taken(port: int) -> ConnectivityError:
 
 
 def start_proxy(
-    client: Any,
+    client: DockerClient,
     *,
     repo_root: Path,
     connection_name: str,

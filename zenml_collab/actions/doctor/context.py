@@ -22,6 +22,8 @@ from zenml_collab.config import GcpConfig, Settings, load_settings
 from zenml_collab.errors import CollabError
 
 if TYPE_CHECKING:
+    from docker import DockerClient
+
     from zenml_collab.core.metadata.store import MetadataStore
     from zenml_collab.infra.gcp.clients import GcpClients
     from zenml_collab.infra.gcp.credentials import FoundCredentials
@@ -62,7 +64,7 @@ def _default_clients(found: FoundCredentials, project: str) -> GcpClients:
     return GcpClients.from_found(found, project, retry=RetryPolicy(attempts=2, initial=0.2))
 
 
-def _default_docker() -> Any:
+def _default_docker() -> DockerClient:
     from zenml_collab.infra.proxy import connect_docker
 
     return connect_docker()
@@ -79,7 +81,7 @@ class DoctorContext:
                  env: dict[str, str] | None = None,
                  find_credentials: Callable[[], FoundCredentials] = _default_find_credentials,
                  make_clients: Callable[[FoundCredentials, str], GcpClients] = _default_clients,
-                 docker: Callable[[], Any] = _default_docker) -> None:
+                 docker: Callable[[], DockerClient] = _default_docker) -> None:
         self.start = (start or Path.cwd()).resolve()
         self.member_override = member
         self.env = dict(os.environ) if env is None else env
@@ -204,8 +206,8 @@ class DoctorContext:
         return self.memo("instance", build)
 
     # -- docker and the database ------------------------------------------------------------
-    def docker(self) -> Any:
-        def build() -> Any:
+    def docker(self) -> DockerClient:
+        def build() -> DockerClient:
             client = self._docker()
             self.on_close(client.close)
             return client

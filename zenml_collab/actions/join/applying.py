@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from zenml_collab.actions.init import prepare_local_dir
 from zenml_collab.actions.join.model import JoinPlan, JoinRequest, JoinResult, Progress, _quiet
@@ -17,8 +17,13 @@ from zenml_collab.actions.join.verify import verify_artifacts, verify_metadata
 from zenml_collab.config import LOCAL_DIR, load_local_config
 from zenml_collab.infra import proxy as px
 
+if TYPE_CHECKING:
+    from docker import DockerClient
 
-def start_member_proxy(client: Any, *, root: Path, instance: str, credentials_file: Path,
+    from zenml_collab.infra.gcp.clients import GcpClients
+
+
+def start_member_proxy(client: DockerClient, *, root: Path, instance: str, credentials_file: Path,
                        port: int, image: str, extra_args: tuple[str, ...] = (),
                        extra_mounts: Mapping[str, str] | None = None,
                        timeout: float = 60.0) -> px.ProxyStatus:
@@ -40,7 +45,8 @@ def record_store_id(root: Path, store_id: str) -> str:
             "command then refuses a database that is not this store)")
 
 
-def apply_join(plan: JoinPlan, *, clients: Any, docker: Callable[[], Any] = px.connect_docker,
+def apply_join(plan: JoinPlan, *, clients: GcpClients,
+               docker: Callable[[], DockerClient] = px.connect_docker,
                on_progress: Progress = _quiet) -> JoinResult:
     """Carry out ``plan``; ``.collab/local.yaml`` is written only once both stores answered."""
     from zenml_collab.config import write_local_config
@@ -77,7 +83,7 @@ def apply_join(plan: JoinPlan, *, clients: Any, docker: Callable[[], Any] = px.c
 
 
 def join(request: JoinRequest, *, dry_run: bool = False, on_progress: Progress = _quiet,
-         docker: Callable[[], Any] = px.connect_docker) -> JoinPlan | JoinResult:
+         docker: Callable[[], DockerClient] = px.connect_docker) -> JoinPlan | JoinResult:
     """Find the credentials, plan, and (unless ``dry_run``) apply. The one call the CLI makes."""
     from zenml_collab.infra.gcp.clients import GcpClients
     from zenml_collab.infra.gcp.credentials import find_credentials, refresh
@@ -87,9 +93,9 @@ def join(request: JoinRequest, *, dry_run: bool = False, on_progress: Progress =
     found = find_credentials()
     refresh(found)  # a revoked or expired login fails here, with the login command
     on_progress(f"credentials: {found.source}")
-    cached: list[Any] = []
+    cached: list[DockerClient] = []
 
-    def docker_once() -> Any:
+    def docker_once() -> DockerClient:
         if not cached:
             cached.append(docker())
         return cached[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from zenml_collab.actions.init import is_ignored
 from zenml_collab.actions.join.model import (
@@ -33,6 +33,11 @@ from zenml_collab.config import (
 from zenml_collab.errors import ConfigError, ConnectivityError
 from zenml_collab.infra import proxy as px
 from zenml_collab.infra.gcp.credentials import FoundCredentials
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+    from zenml_collab.infra.gcp.clients import GcpClients
 
 
 def load_team(start: Path) -> tuple[Path, TeamConfig, GcpConfig]:
@@ -68,7 +73,7 @@ def member_principal(found: FoundCredentials, account: str | None) -> str:
     return normalise_member(email)
 
 
-def permission_gaps(clients: Any, gcp: GcpConfig, member: str) -> list[PermissionGap]:
+def permission_gaps(clients: GcpClients, gcp: GcpConfig, member: str) -> list[PermissionGap]:
     """testIamPermissions on the project and the bucket: what the member lacks, and who grants it."""
     from zenml_collab.infra.gcp import buckets, projects
     from zenml_collab.infra.gcp import permissions as perms
@@ -93,7 +98,7 @@ def permission_gaps(clients: Any, gcp: GcpConfig, member: str) -> list[Permissio
     return gaps
 
 
-def check_instance(clients: Any, gcp: GcpConfig) -> None:
+def check_instance(clients: GcpClients, gcp: GcpConfig) -> None:
     """The instance exists, runs, and accepts IAM logins when the team uses them."""
     import shlex
 
@@ -122,7 +127,8 @@ def check_instance(clients: Any, gcp: GcpConfig) -> None:
 
 
 def _choose_connector(request: JoinRequest, local: LocalConfig, found: FoundCredentials,
-                      docker: Callable[[], Any]) -> tuple[Connector, str, Any]:
+                      docker: Callable[[], DockerClient]
+                      ) -> tuple[Connector, str, DockerClient | None]:
     wanted = request.connector or local.connector
     if wanted == "python":
         return "python", ("chosen with --connector python" if request.connector
@@ -144,7 +150,7 @@ def _choose_connector(request: JoinRequest, local: LocalConfig, found: FoundCred
         return "python", f"docker is not available ({exc.message.partition(': ')[2][:80]})", None
 
 
-def _image_present(client: Any, image: str) -> bool:
+def _image_present(client: DockerClient, image: str) -> bool:
     from docker.errors import ImageNotFound
 
     try:
@@ -163,7 +169,7 @@ def _metadata_for(gcp: GcpConfig, connector: Connector, db_user: str,
                           username=db_user, auth="iam", connector="python")
 
 def _plan_proxy(request: JoinRequest, team: TeamConfig, local: LocalConfig, root: Path,
-                client: Any) -> tuple[int, str, px.ProxyStatus, str | None]:
+                client: DockerClient) -> tuple[int, str, px.ProxyStatus, str | None]:
     """Port, image and current container of the proxy; the change starting it (None: reuse).
 
     A taken port or a missing image fails here, before anything starts.
@@ -190,8 +196,8 @@ def _plan_proxy(request: JoinRequest, team: TeamConfig, local: LocalConfig, root
                                  f"{status.name} on 127.0.0.1:{port}")
 
 
-def plan_join(request: JoinRequest, *, found: FoundCredentials, clients: Any,
-              docker: Callable[[], Any] = px.connect_docker) -> JoinPlan:
+def plan_join(request: JoinRequest, *, found: FoundCredentials, clients: GcpClients,
+              docker: Callable[[], DockerClient] = px.connect_docker) -> JoinPlan:
     """Decide what joining needs; raises (and changes nothing) when something is missing.
 
     ``clients`` is a :class:`~zenml_collab.infra.gcp.clients.GcpClients` of the member;

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from zenml_collab.actions.join.model import SchemaCheck
 from zenml_collab.config import MetadataConfig
 from zenml_collab.errors import CollabError, ConnectivityError, PermissionDeniedError
+
+if TYPE_CHECKING:
+    from zenml_collab.infra.gcp.clients import GcpClients
 
 
 def verify_metadata(cfg: MetadataConfig, root: Path, member: str) -> tuple[SchemaCheck, str]:
@@ -72,7 +75,7 @@ def _login_refused(exc: CollabError, cfg: MetadataConfig, member: str) -> Collab
         "`collab bootstrap ... --regrant` to grant it the database")
 
 
-def verify_artifacts(clients: Any, uri: str) -> str:
+def verify_artifacts(clients: GcpClients, uri: str) -> str:
     """Write, read back and delete a probe object under the artifact prefix; its name."""
     from zenml_collab.infra.gcp.buckets import probe_object
 

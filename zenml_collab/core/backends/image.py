@@ -16,9 +16,12 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from zenml_collab.errors import ConfigError, ConnectivityError
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 DEFAULT_TAG = "collab-steps:latest"
 
@@ -114,7 +117,7 @@ def _context(repo_root: Path, dockerfile: str, wheel: Path | None) -> bytes:
     return buffer.getvalue()
 
 
-def build_image(client: Any, repo_root: Path, *, tag: str = DEFAULT_TAG, base: str | None = None,
+def build_image(client: DockerClient, repo_root: Path, *, tag: str = DEFAULT_TAG, base: str | None = None,
                 no_index: bool = False) -> BuiltImage:
     """Build the step image with ``client`` (docker SDK); returns its id (the digest to record)."""
     import docker
@@ -141,7 +144,7 @@ def build_image(client: Any, repo_root: Path, *, tag: str = DEFAULT_TAG, base: s
     return BuiltImage(tag=tag, id=image.id, digest=None, dockerfile=dockerfile)
 
 
-def push_image(client: Any, built: BuiltImage) -> BuiltImage:
+def push_image(client: DockerClient, built: BuiltImage) -> BuiltImage:
     """Push ``built`` to its registry (the tag names it); returns it with the registry digest."""
     repository, _, version = built.tag.rpartition(":")
     for line in client.images.push(repository, tag=version, stream=True, decode=True):

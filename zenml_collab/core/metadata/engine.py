@@ -12,6 +12,8 @@ from zenml_collab.errors import ConfigError
 from zenml_collab.google.access import OwnedConnector
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from zenml_collab.google.access import GoogleAccess
 
 __all__ = ["OwnedConnector", "create_engine_for", "mysql_url", "sqlite_url"]
@@ -23,7 +25,7 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def mysql_url(cfg: MetadataConfig) -> Any:
+def mysql_url(cfg: MetadataConfig) -> sa.URL:
     import sqlalchemy as sa
 
     missing = [k for k in ("host", "username", "database") if not getattr(cfg, k)]
@@ -45,7 +47,7 @@ def mysql_url(cfg: MetadataConfig) -> Any:
 
 def create_engine_for(cfg: MetadataConfig, root: Path, *,
                       credentials_file: str | None = None,
-                      access: GoogleAccess | None = None) -> Any:
+                      access: GoogleAccess | None = None) -> sa.Engine:
     """An engine for ``cfg``; relative SQLite paths are relative to the repo ``root``.
 
     ``credentials_file`` is for the in-process connector, used when the environment names no
@@ -86,7 +88,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _cloudsql_engine(cfg: MetadataConfig, credentials_file: str | None = None,
-                     access: GoogleAccess | None = None) -> Any:
+                     access: GoogleAccess | None = None) -> sa.Engine:
     """The in-process Cloud SQL Python Connector (no proxy, no docker).
 
     The connector's own calls to the Admin API (``connectSettings``, ``generateEphemeralCert``)
