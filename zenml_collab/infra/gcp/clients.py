@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zenml_collab.infra.gcp.endpoints import (
     resourcemanager_endpoint,
@@ -19,8 +19,16 @@ from zenml_collab.infra.gcp.endpoints import (
 )
 from zenml_collab.infra.gcp.retry import RetryPolicy, default_policy
 
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
+    from google.cloud.resourcemanager_v3 import ProjectsClient
+    from google.cloud.storage import Client as StorageClient
+    from googleapiclient.discovery import Resource
 
-def _discovery(api: str, credentials: Any, endpoint: str | None) -> Any:
+    from zenml_collab.infra.gcp.credentials import FoundCredentials
+
+
+def _discovery(api: str, credentials: Credentials, endpoint: str | None) -> Resource:
     from googleapiclient.discovery import build
 
     return build(api, "v1", credentials=credentials, static_discovery=True,
@@ -28,17 +36,17 @@ def _discovery(api: str, credentials: Any, endpoint: str | None) -> Any:
                  client_options={"api_endpoint": endpoint} if endpoint else None)
 
 
-def sqladmin_client(credentials: Any) -> Any:
+def sqladmin_client(credentials: Credentials) -> Resource:
     """Cloud SQL Admin v1 (discovery), honouring ``COLLAB_SQLADMIN_ENDPOINT``."""
     return _discovery("sqladmin", credentials, sqladmin_endpoint())
 
 
-def serviceusage_client(credentials: Any) -> Any:
+def serviceusage_client(credentials: Credentials) -> Resource:
     """Service Usage v1 (discovery), honouring ``COLLAB_SERVICEUSAGE_ENDPOINT``."""
     return _discovery("serviceusage", credentials, serviceusage_endpoint())
 
 
-def projects_client(credentials: Any) -> Any:
+def projects_client(credentials: Credentials) -> ProjectsClient:
     """Resource Manager v3 ``ProjectsClient`` (REST), honouring the endpoint variable."""
     from google.cloud import resourcemanager_v3
 
@@ -57,31 +65,31 @@ def default_poll_interval() -> float:
 class GcpClients:
     """The API clients of one caller (``credentials``) working on ``project``."""
 
-    credentials: Any
+    credentials: Credentials
     project: str
     account: str | None = None
     retry: RetryPolicy = field(default_factory=default_policy)
     poll_interval: float = field(default_factory=default_poll_interval)
 
     @classmethod
-    def from_found(cls, found: Any, project: str, **kwargs: Any) -> GcpClients:
+    def from_found(cls, found: FoundCredentials, project: str, **kwargs: Any) -> GcpClients:
         """From a :class:`~zenml_collab.infra.gcp.credentials.FoundCredentials`."""
         return cls(found.credentials, project, account=found.account, **kwargs)
 
     @functools.cached_property
-    def sqladmin(self) -> Any:
+    def sqladmin(self) -> Resource:
         return sqladmin_client(self.credentials)
 
     @functools.cached_property
-    def serviceusage(self) -> Any:
+    def serviceusage(self) -> Resource:
         return serviceusage_client(self.credentials)
 
     @functools.cached_property
-    def projects(self) -> Any:
+    def projects(self) -> ProjectsClient:
         return projects_client(self.credentials)
 
     @functools.cached_property
-    def storage(self) -> Any:
+    def storage(self) -> StorageClient:
         from zenml_collab.infra.gcp.buckets import storage_client
 
         return storage_client(self.credentials, self.project)
