@@ -70,7 +70,9 @@ def apply_join(plan: JoinPlan, *, clients: GcpClients,
     if schema.initialised:
         changed.append(f"created the metadata schema {schema.revision} in the empty database")
     if schema.store_id and plan.metadata.store_id is None and schema.initialised:
-        # Only the member whose join created the store records its id (and commits it): a
+        # Bootstrap records the id of the store it sets up; this is for a team bootstrapped
+        # before it did. Only the member whose join created the store records its id (and
+        # commits it): a
         # second member writing the same line into their tracked collab.yaml would make their
         # next `git pull` abort ("local changes would be overwritten").
         changed.append(record_store_id(plan.root, schema.store_id))
