@@ -72,9 +72,8 @@ def apply_join(plan: JoinPlan, *, clients: GcpClients,
     if schema.store_id and plan.metadata.store_id is None and schema.initialised:
         # Bootstrap records the id of the store it sets up; this is for a team bootstrapped
         # before it did. Only the member whose join created the store records its id (and
-        # commits it): a
-        # second member writing the same line into their tracked collab.yaml would make their
-        # next `git pull` abort ("local changes would be overwritten").
+        # commits it): a second member writing the same line into their tracked collab.yaml
+        # would make their next `git pull` abort ("local changes would be overwritten").
         changed.append(record_store_id(plan.root, schema.store_id))
     on_progress(f"writing, reading and deleting a probe object in {plan.artifact_uri}")
     probe = verify_artifacts(clients, plan.artifact_uri)
