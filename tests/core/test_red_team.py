@@ -145,3 +145,44 @@ def test_a_committed_config_cannot_snapshot_a_members_private_files(tmp_repo, pr
     assert "private" in result.stderr and "Traceback" not in result.stderr
     stored = [f for f in (tmp_repo.root / ".collab" / "artifacts").rglob("*") if f.is_file()]
     assert not any(b"TOPSECRET" in f.read_bytes() for f in stored)
+
+
+def _committed_step_config(tmp_repo, step_path: str) -> Path:
+    """What a teammate commits: a pipeline config whose step entry names ``step_path``."""
+    (tmp_repo.root / "d.csv").write_text("a,b\n1,2\n")
+    from zenml_collab import CSVDatasource, Pipeline
+
+    p = Pipeline("src")
+    p.add(CSVDatasource(name="d", path="d.csv"))
+    p.run()
+    text = (tmp_repo.root / "pipelines" / "src.yaml").read_text()
+    theirs = tmp_repo.root / "pipelines" / "theirs.yaml"
+    theirs.write_text(text.replace("name: src\n", "name: theirs\n").replace(
+        "zenml_collab.core.training.steps:CSVDatasource", step_path))
+    return theirs
+
+
+@pytest.mark.parametrize("step_path", ["venv.__main__:main", "unittest.__main__:main",
+                                       ".relative:x", ":x", "a..b:x"])
+def test_a_committed_step_path_never_imports_a_modules_main(tmp_repo, step_path):
+    """``venv.__main__`` runs venv on import with the CLI's own argv (`collab run
+    pipelines/theirs.yaml` tries to create virtualenvs and exits without a message);
+    ``unittest.__main__`` runs test discovery; a relative or empty module name crashed."""
+    theirs = _committed_step_config(tmp_repo, step_path)
+    before = {p.name for p in tmp_repo.root.iterdir()}
+    result = tmp_repo.collab("run", str(theirs))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
+    assert {p.name for p in tmp_repo.root.iterdir()} == before
+
+
+@pytest.mark.xfail(strict=True, reason="red team: a committed pipelines/*.yaml may name any "
+                   "installed module as a step and it is imported (runs its top level) before "
+                   "the step is checked; estimators are confined to sklearn + the repository, "
+                   "steps are not (tests import steps from tests/core on PYTHONPATH, so the "
+                   "confinement needs a design decision: repository, zenml_collab, allow-list)")
+def test_a_committed_step_path_outside_the_repository_is_never_imported(tmp_repo):
+    theirs = _committed_step_config(tmp_repo, "this:s")  # `import this` prints the Zen
+    result = tmp_repo.collab("run", str(theirs))
+    assert result.returncode == 1
+    assert "Beautiful is better than ugly" not in result.stdout + result.stderr

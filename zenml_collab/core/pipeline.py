@@ -69,6 +69,14 @@ def import_step(path: str) -> Step | type[BaseStep]:
             "cannot be imported again",
             "move the step into a module of the repository (e.g. steps.py), import it from "
             "there, and run the pipeline under a new name")
+    if "__main__" in module_name.split(".") or not all(
+            part.isidentifier() for part in module_name.split(".")):
+        # The path comes from a committed config: importing ``venv.__main__`` (or any
+        # package's ``__main__``) runs that program with the CLI's own arguments.
+        raise PipelineError(
+            f"step {path[:200]!r} is not an importable step module",
+            "a step entry names a module of the repository and a step in it, "
+            "e.g. 'steps:train'; check the 'step:' entry of the pipeline config")
     try:
         obj: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
