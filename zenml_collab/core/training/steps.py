@@ -52,12 +52,20 @@ class CSVDatasource(BaseStep):
 
         options = {k: v for k, v in self.params.items() if k not in ("name", "path")}
         raw = _read_source(self.params["path"])
-        check_ragged_rows(raw, self.params["path"], options)
-        try:
-            frame = pd.read_csv(io.BytesIO(raw), **options)
-        except (ValueError, pd.errors.ParserError) as exc:
-            raise ConfigError(f"cannot parse {self.params['path']!r} as CSV: {exc}",
-                              "check the file, or pass read_csv options to CSVDatasource") from None
+        frame = None
+        if not options:
+            from zenml_collab.core.training.csv_read import read_csv_fast
+
+            # One pyarrow pass checks the rows and converts, when pandas would read the same.
+            frame = read_csv_fast(raw, self.params["path"])
+        if frame is None:
+            check_ragged_rows(raw, self.params["path"], options)
+            try:
+                frame = pd.read_csv(io.BytesIO(raw), **options)
+            except (ValueError, pd.errors.ParserError) as exc:
+                raise ConfigError(f"cannot parse {self.params['path']!r} as CSV: {exc}",
+                                  "check the file, or pass read_csv options to CSVDatasource"
+                                  ) from None
         if frame.empty:
             raise ConfigError(f"datasource {self.params['path']!r} has no rows",
                               "point the datasource at a CSV file with a header and data")
@@ -100,19 +108,9 @@ def check_ragged_rows(raw: bytes, path: str, options: dict[str, Any]) -> None:
             return  # not a row-length problem: pandas reports it in its own words
     if not bad:
         return
-    row = bad[0]
-    text = row.text.encode("utf-8", "replace")
-    found = [raw.find(b"\n" + text + end) for end in (b"\n", b"\r\n")]
-    if raw.endswith(b"\n" + text):
-        found.append(len(raw) - len(text) - 1)
-    at = min((f for f in found if f >= 0), default=-1)
-    line = raw.count(b"\n", 0, at + 1) + 1 if at >= 0 else None
-    where = f"line {line}" if line else "a row"
-    raise ConfigError(
-        f"{path}: {where} has {row.actual_columns} field(s), the header has "
-        f"{row.expected_columns}: {row.text[:80]!r}",
-        "every row needs one value per column (leave a missing value empty: a,,c); fix or "
-        "remove the row")
+    from zenml_collab.core.training.csv_read import ragged_row_error
+
+    raise ragged_row_error(raw, path, bad[0])
 
 
 class RandomSplit(BaseStep):
@@ -196,7 +194,8 @@ class StandardPreprocesser(BaseStep):
         out = pd.DataFrame(index=data.index)
         for column in features:
             series = data[column]
-            fitted = series[in_train]
+            # The train values without their index (a masked index is a copy of its own).
+            fitted = pd.Series(series.array[in_train], name=column, copy=False)
             if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
                 mean, std = fitted.mean(), fitted.std(ddof=0)
                 filled = series.fillna(mean).astype(float)
