@@ -131,6 +131,11 @@ def _timed_runs(name: str, label: str, *, dist: Distance, repo: Any, repeat: int
                    "gcs_requests": c.gcs_requests, **dist.counts()}
     counted["per_step_s"] = statistics.median(wall) / steps
     counted["sequential_round_trips_per_step"] = counted["sequential_round_trips"] / steps
+    delay_ms = extra.get("delay_ms", 0)
+    if delay_ms:
+        # The wall time in round trips: the relays' waves merge everything that overlaps,
+        # so with uploads in flight behind the run they undercount what the member waits.
+        counted["wall_round_trips"] = statistics.median(wall) / (2 * delay_ms / 1000)
     return Figure(name, label, wall, cpu, extra={"steps": steps, **counted, **extra})
 
 

@@ -80,6 +80,8 @@ def _derived(fig: dict[str, Any]) -> str:
         parts.append(f"{fig['sequential_round_trips']:g} sequential RT, "
                      f"{fig['statements']:g} stmt, {fig['db_round_trips']:g} DB RT, "
                      f"{fig['gcs_requests']:g} GCS req per run")
+    if "wall_round_trips" in fig:  # the distance section: wall time / round-trip time
+        parts.append(f"wall = {fig['wall_round_trips']:.1f} RTT")
     if "vs_zenml" in fig:
         parts.append(f"ZenML/collab {fig['vs_zenml']:.1f}x")
     if "api_requests" in fig:
