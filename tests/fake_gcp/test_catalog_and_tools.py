@@ -116,7 +116,9 @@ def test_module_cli_prints_environment_and_a_key_file() -> None:
                              "0"], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(7)]
+        lines = [proc.stdout.readline()]
+        while lines[-1] and not lines[-1].startswith("#"):  # the exports end with a comment
+            lines.append(proc.stdout.readline())
         exported = dict(line.removeprefix("export ").strip().split("=", 1)
                         for line in lines if line.startswith("export "))
         key_file = Path(exported["GOOGLE_APPLICATION_CREDENTIALS"])

@@ -15,7 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from zenml_collab.actions.doctor import bucket, cloudsql, database, environment, google, repo_checks
+from zenml_collab.actions.doctor import (
+    bucket,
+    cloudsql,
+    compute,
+    database,
+    environment,
+    google,
+    repo_checks,
+)
 from zenml_collab.actions.doctor.context import DoctorContext
 from zenml_collab.actions.doctor.fixes import apply_fix
 from zenml_collab.actions.doctor.model import (
@@ -30,6 +38,7 @@ from zenml_collab.actions.doctor.runner import run_checks, selection
 
 __all__ = [
     "ALL_CHECKS",
+    "COMPUTE_CHECKS",
     "AppliedFix",
     "Check",
     "CheckResult",
@@ -52,11 +61,13 @@ ORDER = ("repo.git", "repo.config", "repo.ignored", "repo.secrets",
          "bucket.exists", "bucket.security", "iam.bucket", "bucket.probe",
          "env.packages")
 ALL_CHECKS: tuple[Check, ...] = tuple(_BY_ID[i] for i in ORDER)
+# Run besides ALL_CHECKS when a step can go to Vertex AI (see :mod:`.compute`).
+COMPUTE_CHECKS: tuple[Check, ...] = compute.CHECKS
 MAX_FIX_ROUNDS = 3  # a fix can unblock a check whose own fix is then possible (proxy, schema)
 
 
 def run_doctor(make_context: Callable[[], DoctorContext], *, only: Iterable[str] | None = None,
-               fix: bool = False, checks: Sequence[Check] = ALL_CHECKS) -> DoctorReport:
+               fix: bool = False, checks: Sequence[Check] | None = None) -> DoctorReport:
     """Run the checks (``only`` these ids and what they need); with ``fix``, apply the safe
     local fixes and run again, until nothing new is fixable.
 
@@ -65,6 +76,8 @@ def run_doctor(make_context: Callable[[], DoctorContext], *, only: Iterable[str]
     """
     wanted = list(only) if only is not None else None
     with make_context() as ctx:
+        if checks is None:  # the compute checks only where a step can go to Vertex AI
+            checks = ALL_CHECKS + (COMPUTE_CHECKS if compute.uses_vertex(ctx) else ())
         results = run_checks(checks, ctx, only=wanted)
     applied: list[AppliedFix] = []
     tried: set[tuple[str, str]] = set()

@@ -23,11 +23,14 @@ DOCUMENTS: tuple[tuple[str, str], ...] = (
     ("storage.v1.json", "storage"),
     ("aiplatform.v1.json", "aiplatform"),
     ("iam.v1.json", "iam"),
+    ("artifactregistry.v1.json", "artifactregistry"),
 )
 # Large documents of which the fake serves a few resources: route only those (speed, clarity).
 _ONLY: dict[str, tuple[str, ...]] = {
     "aiplatform": ("aiplatform.projects.locations.customJobs.",),
     "iam": ("iam.projects.serviceAccounts.",),
+    "artifactregistry": ("artifactregistry.projects.locations.repositories.",
+                         "artifactregistry.projects.locations.operations.get"),
 }
 
 # Query parameters every Google API accepts besides those in the document (the REST transports

@@ -113,6 +113,8 @@ class FakeGCP:
             "COLLAB_SERVICEUSAGE_ENDPOINT": f"{self.url}/",
             "STORAGE_EMULATOR_HOST": self.url,
             "COLLAB_VERTEX_ENDPOINT": f"{self.url}/",
+            "COLLAB_ARTIFACTREGISTRY_ENDPOINT": f"{self.url}/",
+            "COLLAB_IAM_ENDPOINT": f"{self.url}/",
             "NO_GCE_CHECK": "True",
         }
 

@@ -56,6 +56,19 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
                                                "iam.serviceAccounts.get"}),
     "roles/resourcemanager.projectIamAdmin": frozenset({
         "resourcemanager.projects.getIamPolicy", "resourcemanager.projects.setIamPolicy"}),
+    # Artifact Registry and service accounts (bootstrap --compute vertex, fake_gcp.registry).
+    "roles/artifactregistry.reader": frozenset({
+        "artifactregistry.repositories.get", "artifactregistry.repositories.downloadArtifacts",
+        "artifactregistry.dockerimages.*"}),
+    "roles/artifactregistry.writer": frozenset({
+        "artifactregistry.repositories.get", "artifactregistry.repositories.downloadArtifacts",
+        "artifactregistry.repositories.uploadArtifacts", "artifactregistry.dockerimages.*",
+        "artifactregistry.tags.*"}),
+    "roles/artifactregistry.admin": frozenset({"artifactregistry.*"}),
+    "roles/iam.serviceAccountAdmin": frozenset({
+        "iam.serviceAccounts.get", "iam.serviceAccounts.list", "iam.serviceAccounts.create",
+        "iam.serviceAccounts.update", "iam.serviceAccounts.delete",
+        "iam.serviceAccounts.getIamPolicy", "iam.serviceAccounts.setIamPolicy"}),
 }
 
 # Which basic roles each legacy convenience member of a bucket policy stands for.

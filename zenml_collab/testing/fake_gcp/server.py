@@ -17,7 +17,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from zenml_collab.testing.fake_gcp import discovery, errors, iam, serviceusage, sqladmin, vertex
+from zenml_collab.testing.fake_gcp import (
+    discovery,
+    errors,
+    iam,
+    registry,
+    serviceusage,
+    sqladmin,
+    vertex,
+)
 from zenml_collab.testing.fake_gcp.auth import TokenError
 from zenml_collab.testing.fake_gcp.call import Call, Reply
 from zenml_collab.testing.fake_gcp.state import API_SERVICE, SERVICE_TITLES
@@ -26,7 +34,8 @@ if TYPE_CHECKING:
     from zenml_collab.testing.fake_gcp.fake import FakeGCP
 
 TOKEN_PATH = "/token"
-HANDLERS = {**iam.HANDLERS, **sqladmin.HANDLERS, **serviceusage.HANDLERS, **vertex.HANDLERS}
+HANDLERS = {**iam.HANDLERS, **sqladmin.HANDLERS, **serviceusage.HANDLERS, **vertex.HANDLERS,
+            **registry.HANDLERS}
 # POSTs that change nothing: a re-run that only makes these made "zero mutating calls".
 READ_ONLY_POSTS = frozenset({
     "cloudresourcemanager.projects.getIamPolicy",
@@ -34,6 +43,7 @@ READ_ONLY_POSTS = frozenset({
     "sql.connect.generateEphemeralCert",
     "iam.projects.serviceAccounts.testIamPermissions",
     "iam.projects.serviceAccounts.getIamPolicy",
+    "artifactregistry.projects.locations.repositories.testIamPermissions",
 })
 
 

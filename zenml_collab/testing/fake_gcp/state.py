@@ -21,6 +21,7 @@ SERVICE_TITLES = {
     "serviceusage.googleapis.com": "Service Usage API",
     "iam.googleapis.com": "Identity and Access Management (IAM) API",
     "aiplatform.googleapis.com": "Vertex AI API",
+    "artifactregistry.googleapis.com": "Artifact Registry API",
 }
 DEFAULT_SERVICES = frozenset(SERVICE_TITLES)
 
@@ -30,6 +31,7 @@ API_SERVICE = {
     "storage": "storage.googleapis.com",
     "resourcemanager": "cloudresourcemanager.googleapis.com",
     "aiplatform": "aiplatform.googleapis.com",
+    "artifactregistry": "artifactregistry.googleapis.com",
 }
 
 
