@@ -323,7 +323,10 @@ def evaluate(
 
     positive: Any = None
     if task == "classification":
-        classes = np.array(sorted(set(truth.tolist()) | set(predicted.tolist())))
+        if truth.dtype.kind in "biuf" and predicted.dtype.kind in "biuf":
+            classes = np.union1d(truth, predicted)  # one sort in C, no Python object per row
+        else:  # text or mixed labels: compared as Python values, as they always were
+            classes = np.array(sorted(set(truth.tolist()) | set(predicted.tolist())))
         positive = classes[-1] if positive_label is None else positive_label
         if score is not None and score.ndim == 2 and len(classes) <= 2:
             # Binary scores given as predict_proba's matrix: keep the positive class's column.
