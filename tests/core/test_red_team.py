@@ -186,3 +186,28 @@ def test_a_committed_step_path_outside_the_repository_is_never_imported(tmp_repo
     result = tmp_repo.collab("run", str(theirs))
     assert result.returncode == 1
     assert "Beautiful is better than ugly" not in result.stdout + result.stderr
+
+
+_ROW_CRASH = pytest.mark.xfail(strict=True, reason="red team: core/metadata/batch.py lookup() "
+                               "does dict(json.loads(hit)) on the shared row unchecked -> "
+                               "'internal error: JSONDecodeError/TypeError' (batch.py has another "
+                               "engineer's uncommitted work: not fixed here)")
+
+
+@pytest.mark.parametrize("outputs_json", [
+    pytest.param("not json", marks=_ROW_CRASH), pytest.param("[1, 2]", marks=_ROW_CRASH),
+    pytest.param("5", marks=_ROW_CRASH), '{"output": 5}', '{"output": {"hash": "../x"}}'])
+def test_a_malformed_cache_entry_is_a_clear_error_never_a_crash(tmp_repo, outputs_json):
+    """A cache entry's outputs come from the shared database: whatever a teammate (or a broken
+    client) wrote there, `collab run` ends with a CollabError, never a traceback."""
+    import collab_test_steps as steps
+    import sqlalchemy as sa
+
+    from zenml_collab import Repository
+
+    steps.diamond().run()
+    with Repository().metadata.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE cache_entries SET outputs_json = :bad"), {"bad": outputs_json})
+    result = tmp_repo.collab("run", "pipelines/diamond.yaml")
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, \
+        result.stderr
