@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import (
+    bench_compute,
     bench_data,
     bench_distance,
     bench_lookup,
@@ -44,6 +45,7 @@ SECTIONS: dict[str, Callable[[Context], list[Figure]]] = {
     "team": bench_team.run,
     "distance": bench_distance.run,
     "data": bench_data.run,
+    "compute": bench_compute.run,
 }
 
 
