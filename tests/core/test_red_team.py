@@ -287,3 +287,26 @@ def test_a_malformed_stored_view_document_is_an_analysis_error(kind):
             except Exception as exc:
                 crashes.append(f"{'.'.join(map(str, path))}={bad!r}: {type(exc).__name__}")
     assert not crashes, crashes[:10]
+
+
+@pytest.mark.parametrize("proxy", ["image: docker.io/mallory/cloud-sql-proxy",
+                                   "image: gcr.io/cloud-sql-connectors/cloud-sql-proxy.evil",
+                                   "version: '2.14.1 --help'"])
+def test_a_committed_collab_yaml_cannot_choose_the_image_that_receives_my_credentials(
+        tmp_repo, proxy):
+    """The proxy container gets the member's credentials file (an ADC refresh token): a
+    teammate's collab.yaml naming their own image would steal it from every member who
+    starts the proxy. Refused when the file is read, with the member's own way out."""
+    (tmp_repo.root / "collab.yaml").write_text(f"version: 1\nproxy:\n  {proxy}\n")
+    result = tmp_repo.collab("config", "validate")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "proxy" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_collab_yaml_may_pin_a_version_of_the_official_proxy_image(tmp_repo):
+    from zenml_collab.config import load_team_config
+
+    (tmp_repo.root / "collab.yaml").write_text(
+        "version: 1\nproxy:\n  image: gcr.io/cloud-sql-connectors/cloud-sql-proxy\n"
+        "  version: 2.15.0-alpine\n")
+    assert load_team_config(tmp_repo.root).proxy.version == "2.15.0-alpine"

@@ -76,8 +76,26 @@ class ArtifactsConfig(_Model):
 
 
 class ProxyConfig(_Model):
+    """The Cloud SQL Auth Proxy image (collab.yaml): Google's own, at a version the team picks.
+
+    The image receives the member's Google credentials file, so a committed file cannot name
+    another one (a teammate's image would read every member's refresh token). A member who
+    needs a mirror names it for themselves, in the environment: ``COLLAB_PROXY_IMAGE``.
+    """
+
     image: str = DEFAULT_PROXY_IMAGE
-    version: str = DEFAULT_PROXY_VERSION
+    version: str = Field(default=DEFAULT_PROXY_VERSION, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+    @field_validator("image")
+    @classmethod
+    def _official(cls, value: str) -> str:
+        if value != DEFAULT_PROXY_IMAGE:
+            raise ValueError(
+                f"{value[:120]!r} is not Google's Cloud SQL Auth Proxy image; it would receive "
+                f"your Google credentials. collab.yaml may only pin a version of "
+                f"{DEFAULT_PROXY_IMAGE}; to use a mirror, set COLLAB_PROXY_IMAGE on your "
+                f"machine")
+        return value
 
 
 class DockerComputeConfig(_Model):
