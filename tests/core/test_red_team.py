@@ -310,3 +310,12 @@ def test_collab_yaml_may_pin_a_version_of_the_official_proxy_image(tmp_repo):
         "version: 1\nproxy:\n  image: gcr.io/cloud-sql-connectors/cloud-sql-proxy\n"
         "  version: 2.15.0-alpine\n")
     assert load_team_config(tmp_repo.root).proxy.version == "2.15.0-alpine"
+
+
+@pytest.mark.parametrize("url", ["mysql://db.example:3306/team?password=TOPSECRET",
+                                 "mysql://alice@db.example:3306/team?user=x&password=TOPSECRET",
+                                 "mysql://alice:TOP?SECRET@db/team"])
+def test_a_password_in_a_db_url_query_is_never_echoed(tmp_repo, url):
+    result = tmp_repo.collab("config", "show", env={"COLLAB_DB_URL": url})
+    assert "SECRET" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr

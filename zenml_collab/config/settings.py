@@ -32,7 +32,12 @@ def mask_url(url: str) -> str:
     'mysql://alice:***@db:3306/team'
     >>> mask_url("mysql://alice:s3cret")   # malformed: no '@', so no way to tell
     'mysql://***'
+    >>> mask_url("mysql://alice@db/team?password=s3cret")   # query parameters may hold one
+    'mysql://alice@db/team?***'
     """
+    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
+    if cut >= 0:
+        return mask_url(url[:cut]) + url[cut] + "***"
     scheme, sep, rest = url.partition("://")
     if not sep:
         return "***" if url else url
