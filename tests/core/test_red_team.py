@@ -319,3 +319,25 @@ def test_a_password_in_a_db_url_query_is_never_echoed(tmp_repo, url):
     result = tmp_repo.collab("config", "show", env={"COLLAB_DB_URL": url})
     assert "SECRET" not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="red team: strings from the shared database (a run's "
+                   "user/hostname/error, a pipeline's created_by) reach the member's terminal "
+                   "with their escape sequences (clear screen, OSC title/hyperlink/clipboard): "
+                   "cli/render.py should drop control characters from stored text (render.py "
+                   "has another engineer's uncommitted work: not fixed here)")
+def test_a_teammates_row_cannot_send_escape_sequences_to_my_terminal(tmp_repo):
+    import collab_test_steps as steps
+    import sqlalchemy as sa
+
+    from zenml_collab import Repository
+
+    run = steps.diamond().run()
+    evil = "eve\x1b]52;c;ZWNobyBwd25lZA==\x1b\\\x1b[2J"
+    with Repository().metadata.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE runs SET user = :e, hostname = :e, error = :e"), {"e": evil})
+        conn.execute(sa.text("UPDATE pipelines SET created_by = :e"), {"e": evil})
+    for args in (["pipelines", "list"], ["runs", "list"], ["runs", "show", run.id]):
+        result = tmp_repo.collab(*args)
+        assert result.returncode == 0, result.stderr
+        assert "\x1b" not in result.stdout + result.stderr, args
