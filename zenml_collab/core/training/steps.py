@@ -298,9 +298,14 @@ class Evaluator(BaseStep):
         score = None
         if classifier and hasattr(model, "predict_proba") and len(getattr(model, "classes_", [])) == 2:
             score = model.predict_proba(x)[:, 1]
+        wanted = self.params["slices"]
+        # Only the slice columns' eval rows (a missing column: the whole frame, for the error
+        # that lists what there is).
+        columns = (list(dict.fromkeys(wanted)) if all(c in data.columns for c in wanted)
+                   else list(data.columns))
         result = evaluate(y, model.predict(x), score,
                           task="classification" if classifier else "regression",
                           metrics=self.params["metrics"],
-                          slices=data.loc[rows] if self.params["slices"] else None,
-                          slice_columns=self.params["slices"] or None)
+                          slices=data.loc[rows, columns] if wanted else None,
+                          slice_columns=wanted or None)
         return result.to_dict()
