@@ -196,3 +196,12 @@ def test_html_views_draw_their_plots_once_per_stored_artifact(data_repo, tmp_pat
     assert {p: p.stat().st_mtime_ns for p in cached} == stamps
     assert sorted((data_repo.root / ".collab" / "plots").glob("*/*.png")) == cached
     assert (tmp_path / "two.html").read_text() == (tmp_path / "one.html").read_text()
+
+
+def test_an_evaluator_slicing_by_a_missing_column_names_the_columns_there_are(data_repo):
+    pipeline = build("sliced")
+    pipeline.add_evaluator(Evaluator(metrics=["accuracy"], slices=["clinic", "nope"]))
+    with pytest.raises(CollabError) as info:
+        pipeline.run()
+    assert "slice column not found: nope" in info.value.message
+    assert "glucose" in info.value.hint and "clinic" in info.value.hint
