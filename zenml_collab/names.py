@@ -51,7 +51,7 @@ def _invalid(what: str, value: str, expected: str) -> ConfigError:
 
 def check_project(value: str) -> str:
     """A project id: 6-30 lowercase letters, digits or hyphens, a letter first, no hyphen last."""
-    if not _PROJECT.match(value):
+    if not _PROJECT.fullmatch(value):
         raise _invalid("Google Cloud project id", value,
                        "6 to 30 lowercase letters, digits or hyphens, starting with a letter "
                        "and not ending with a hyphen, e.g. my-project-123")
@@ -60,7 +60,7 @@ def check_project(value: str) -> str:
 
 def check_region(value: str) -> str:
     """A region such as ``europe-west1`` or ``us-central1`` (not a zone)."""
-    if not _REGION.match(value):
+    if not _REGION.fullmatch(value):
         raise _invalid("region", value, "a region (not a zone such as europe-west1-b): "
                                         "lowercase, e.g. europe-west1 or us-central1")
     return value
@@ -70,7 +70,7 @@ def check_instance(value: str, *, project: str | None = None) -> str:
     """A Cloud SQL instance id: lowercase letters, digits and hyphens, a letter first, no hyphen
     last; ``project:instance`` at most 98 characters."""
     budget = _INSTANCE_WITH_PROJECT_MAX - (len(project) + 1 if project else 0)
-    if not _INSTANCE.match(value) or len(value) > budget:
+    if not _INSTANCE.fullmatch(value) or len(value) > budget:
         raise _invalid("Cloud SQL instance id", value,
                        "lowercase letters, digits and hyphens, starting with a letter and not "
                        "ending with a hyphen, at most 98 characters together with the project "
@@ -94,7 +94,7 @@ def check_connection_name(value: str) -> tuple[str, str, str]:
 def check_database(value: str) -> str:
     """A MySQL database name Cloud SQL accepts: 1-64 letters, digits, ``_``, ``$`` or ``-``
     (never a quote, backtick, space or dot: it is quoted into GRANT statements)."""
-    if not _DATABASE.match(value):
+    if not _DATABASE.fullmatch(value):
         raise _invalid("database name", value,
                        "1 to 64 letters, digits, '_', '$' or '-' (no quotes, backticks, "
                        "spaces or dots), e.g. zenml")
@@ -103,7 +103,7 @@ def check_database(value: str) -> str:
 
 def check_tier(value: str) -> str:
     """A Cloud SQL machine tier: ``db-`` then lowercase letters, digits and single hyphens."""
-    if len(value) > 64 or not _TIER.match(value):
+    if len(value) > 64 or not _TIER.fullmatch(value):
         raise _invalid("Cloud SQL tier", value,
                        "db- followed by lowercase letters, digits and hyphens, e.g. "
                        "db-custom-1-3840 or db-f1-micro")
@@ -122,7 +122,7 @@ def check_bucket(value: str) -> str:
                 "with 'goog' nor containing 'google', e.g. my-proj-zenml-artifacts")
     limit = 222 if "." in value else 63
     parts = value.split(".")
-    if (not 3 <= len(value) <= limit or not _BUCKET.match(value) or ".." in value
+    if (not 3 <= len(value) <= limit or not _BUCKET.fullmatch(value) or ".." in value
             or any(len(p) > 63 for p in parts) or value.startswith("goog")
             or "google" in value or _is_ip(value)):
         raise _invalid("bucket name", value, expected)
@@ -142,7 +142,7 @@ def check_member(value: str, *, kinds: Iterable[str] = MEMBER_KINDS) -> str:
     narrows the accepted prefixes)."""
     allowed = tuple(kinds)
     kind, sep, email = value.partition(":")
-    if not sep or kind not in allowed or len(email) > 254 or not _EMAIL.match(email):
+    if not sep or kind not in allowed or len(email) > 254 or not _EMAIL.fullmatch(email):
         examples = {"user": "user:alice@example.com",
                     "serviceAccount": "serviceAccount:sa@my-proj.iam.gserviceaccount.com",
                     "group": "group:team@example.com"}

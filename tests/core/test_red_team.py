@@ -341,3 +341,42 @@ def test_a_teammates_row_cannot_send_escape_sequences_to_my_terminal(tmp_repo):
         result = tmp_repo.collab(*args)
         assert result.returncode == 0, result.stderr
         assert "\x1b" not in result.stdout + result.stderr, args
+
+
+@pytest.mark.parametrize("check", ["check_project", "check_region", "check_instance",
+                                   "check_database", "check_tier", "check_bucket"])
+def test_a_name_with_a_trailing_newline_is_refused(check):
+    """``re.match(r"^...$")`` accepts "name\\n" (``$`` matches before a final newline)."""
+    from zenml_collab import names
+    from zenml_collab.errors import ConfigError
+
+    good = {"check_project": "my-project", "check_region": "us-east1",
+            "check_instance": "inst", "check_database": "zenml",
+            "check_tier": "db-f1-micro", "check_bucket": "team-bucket"}[check]
+    getattr(names, check)(good)
+    with pytest.raises(ConfigError):
+        getattr(names, check)(good + "\n")
+
+
+def test_a_member_with_a_trailing_newline_is_refused():
+    from zenml_collab import names
+    from zenml_collab.errors import ConfigError
+
+    names.check_member("user:a@example.com")
+    with pytest.raises(ConfigError):
+        names.check_member("user:a@example.com\n")
+
+
+@pytest.mark.parametrize("instance", [
+    "--sqladmin-api-endpoint=https://evil.example/x:r:i", "p:europe-west1:main\n",
+    "p:europe-west1:-i", "p:europe-west1:a b", "p:europe-west1:a\x1b[2J"])
+def test_a_committed_instance_connection_name_cannot_be_a_flag_or_odd_text(tmp_repo, instance):
+    """The connection name is the proxy's first argument (and part of the connector's URLs):
+    a committed collab.yaml must not smuggle a flag or whitespace into it."""
+    import yaml
+
+    (tmp_repo.root / "collab.yaml").write_text(yaml.safe_dump(
+        {"version": 1, "metadata": {"kind": "cloudsql", "instance": instance}}))
+    result = tmp_repo.collab("config", "validate")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "connection name" in result.stderr and "Traceback" not in result.stderr

@@ -31,7 +31,11 @@ def parse_connection_name(value: str) -> tuple[str, str, str]:
     # Domain-scoped projects look like "example.com:proj", hence 3 or 4 parts.
     if len(parts) == 4:
         parts = [f"{parts[0]}:{parts[1]}", parts[2], parts[3]]
-    if len(parts) != 3 or not all(parts):
+    # No part starts with '-' or holds whitespace or control characters: a committed
+    # "--sqladmin-api-endpoint=https://host/x:r:i" would reach the proxy as a flag. (Google's
+    # exact formats are checked where a name is set: zenml_collab.names.)
+    if len(parts) != 3 or not all(re.fullmatch(r"[^\s\x00-\x1f\x7f-][^\s\x00-\x1f\x7f]*", piece)
+                                  for part in parts for piece in part.split(":")):
         raise ConfigError(
             f"invalid instance connection name {value!r}",
             "expected the format project:region:instance, e.g. my-proj:europe-west1:zenml-metadata "
