@@ -109,3 +109,40 @@ def test_a_download_damaged_in_transit_is_a_clear_error_never_a_crash(
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_endpoint)
     healthy = GcsArtifactStore.from_uri(f"gs://{gcs_bucket}/team", cache_dir=tmp_path / "r")
     assert load_artifact(healthy, ref) == {"weights": list(range(100))}
+
+
+def test_an_object_replaced_by_a_huge_one_is_stopped_at_the_recorded_size_and_repaired(
+        gcs_endpoint: str, gcs_bucket: str, tmp_path: Path) -> None:
+    """A teammate (objectAdmin) replaces an artifact's object with a huge one: the member's
+    download stops once it passes the recorded size (their disk is not filled before the hash
+    check), the artifact counts as corrupt, and the next save of the same value repairs it."""
+    from shared_helpers import overwrite_object
+
+    from zenml_collab.core.artifacts.base import Presence
+    from zenml_collab.errors import ArtifactCorruptError
+
+    writer = GcsArtifactStore.from_uri(f"gs://{gcs_bucket}/team", cache_dir=tmp_path / "w")
+    value = {"weights": list(range(100))}
+    ref = ArtifactRef.from_json(save_artifact(writer, value).to_json(), origin="a test")
+    overwrite_object(gcs_endpoint, gcs_bucket, writer.object_name(ref.hash, "value.json"),
+                     b"x" * (4 << 20))
+    reader = GcsArtifactStore.from_uri(f"gs://{gcs_bucket}/team", cache_dir=tmp_path / "r")
+    with pytest.raises(ArtifactCorruptError) as info:
+        load_artifact(reader, ref)
+    assert "larger than" in info.value.message and info.value.hint
+    assert not any((tmp_path / "r" / ".tmp").iterdir())
+    assert reader.presence(ref) is Presence.CORRUPT
+    assert save_artifact(reader, value) == ref  # the re-execution's output replaces it
+    fresh = GcsArtifactStore.from_uri(f"gs://{gcs_bucket}/team", cache_dir=tmp_path / "x")
+    assert load_artifact(fresh, ref) == value
+
+
+def test_a_large_artifact_still_downloads_in_chunks(gcs_bucket: str, tmp_path: Path) -> None:
+    import numpy as np
+
+    writer = GcsArtifactStore.from_uri(f"gs://{gcs_bucket}/team", cache_dir=tmp_path / "w")
+    array = np.arange(300_000, dtype=np.int64)
+    ref = ArtifactRef.from_json(save_artifact(writer, array).to_json(), origin="a test")
+    reader = GcsArtifactStore(gcs_bucket, "team", tmp_path / "r",
+                              chunked_download_threshold=1 << 20, chunk_size=1 << 19)
+    assert (load_artifact(reader, ref) == array).all()

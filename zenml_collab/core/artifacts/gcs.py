@@ -58,6 +58,31 @@ _MAX_WORKERS = 8
 # Files at least this large are downloaded as parallel ranged reads.
 CHUNKED_DOWNLOAD_THRESHOLD = 128 * 1024 * 1024
 _CHUNK_SIZE = 32 * 1024 * 1024
+def _too_large(limit: int, what: str) -> ArtifactCorruptError:
+    return ArtifactCorruptError(
+        f"{what} is larger than its artifact's recorded size ({limit} bytes); the download "
+        "was stopped and nothing was used",
+        "the stored objects were changed or damaged: run the pipeline again, the step that "
+        "produced it executes and replaces them (reason `artifact corrupt`)")
+
+
+class _Bounded:
+    """A file that refuses to grow past the artifact's recorded size: an object replaced in
+    the shared bucket by a huge one cannot fill the member's disk before the hash check."""
+
+    def __init__(self, fh: Any, limit: int, content_hash: str) -> None:
+        self._fh, self._limit, self._hash, self._written = fh, limit, content_hash, 0
+
+    def write(self, data: bytes) -> int:
+        self._written += len(data)
+        if self._written > self._limit:
+            raise _too_large(self._limit, f"a file of artifact {self._hash}")
+        return int(self._fh.write(data))
+
+    def __getattr__(self, name: str) -> Any:  # seek/tell/flush for the library's retries
+        return getattr(self._fh, name)
+
+
 # -- the store --------------------------------------------------------------------------------
 class GcsArtifactStore:
     """Content-addressed artifacts in ``gs://bucket/prefix`` (see the module docstring)."""
@@ -253,9 +278,14 @@ class GcsArtifactStore:
                 self._evict(final)
         tmp = Path(tempfile.mkdtemp(prefix="download-", dir=self._tmp_root()))
         try:
-            generations = dict(zip(ref.files, self._parallel(
-                lambda name: self._download(ref, name, tmp / name), list(ref.files)),
-                strict=True))
+            try:
+                generations = dict(zip(ref.files, self._parallel(
+                    lambda name: self._download(ref, name, tmp / name), list(ref.files)),
+                    strict=True))
+            except ArtifactCorruptError:  # an object larger than recorded: stopped early
+                self._mark_corrupt(ref, {n: g for n, g in self._list(ref).items()
+                                         if n in ref.files})
+                raise
             actual = hash_files(tmp, ref.files)
             if actual != ref.hash:
                 if not all(generations.values()):  # no generation header: ask the listing
@@ -291,9 +321,10 @@ class GcsArtifactStore:
         with gcs_errors(self.bucket_name, f"reading {blob.name}"):
             try:
                 if ref.size >= self.chunked_download_threshold:
-                    self._download_chunked(blob, dest)
+                    self._download_chunked(blob, dest, ref.size)
                 else:
-                    blob.download_to_filename(str(dest), retry=_retry())
+                    with open(dest, "wb") as fh:
+                        blob.download_to_file(_Bounded(fh, ref.size, ref.hash), retry=_retry())
             except gexc.NotFound:
                 raise ArtifactMissingError(
                     f"artifact {ref.hash} is missing from {self.uri} (no {blob.name})",
@@ -301,10 +332,12 @@ class GcsArtifactStore:
                 ) from None
         return int(blob.generation or 0)
 
-    def _download_chunked(self, blob: Any, dest: Path) -> None:
+    def _download_chunked(self, blob: Any, dest: Path, limit: int) -> None:
         from google.cloud.storage import transfer_manager
 
         blob.reload(retry=_retry())  # the size decides the ranges
+        if blob.size > limit:
+            raise _too_large(limit, blob.name)
         if blob.size < self.chunked_download_threshold:
             blob.download_to_filename(str(dest), retry=_retry())
             return
