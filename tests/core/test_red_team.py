@@ -397,3 +397,15 @@ def test_a_malformed_step_run_row_is_a_clear_error_in_runs_show(tmp_repo):
         conn.execute(sa.text("UPDATE step_runs SET params_json = 'not json'"))
     result = tmp_repo.collab("runs", "show", run.id)
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_skops_schema_decompression_bomb_is_refused_before_it_is_read(store):
+    """A few KiB in the store, 100 MiB of schema.json once inflated: refused from the zip's
+    own directory, without inflating it."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("schema.json", b" " * (100 << 20))
+    assert len(out.getvalue()) < 1 << 20
+    ref = _store_raw(store, "sklearn", {"model.skops": out.getvalue()})
+    with pytest.raises(MaterializerError, match="expands to more than"):
+        load_artifact(store, ref)

@@ -185,6 +185,7 @@ TRUSTED_MODEL_MODULES = ("sklearn", "numpy", "scipy")
 # PartialNode): ``numpy.testing._private.utils.runstring`` is "from numpy" and is ``exec``.
 _STATE_ONLY_LOADERS = frozenset({"ObjectNode", "TreeNode"})
 _NEVER_IMPORTED = ("__main__", "tests", "testing", "_testing", "conftest")
+_MAX_SKOPS_SCHEMA = 64 << 20
 
 
 def _skops_loaders(path: Path) -> dict[str, set[str]]:
@@ -192,6 +193,11 @@ def _skops_loaders(path: Path) -> dict[str, set[str]]:
     import zipfile
 
     with zipfile.ZipFile(path) as archive:
+        if archive.getinfo("schema.json").file_size > _MAX_SKOPS_SCHEMA:
+            # A few KiB for real models: a larger one is a decompression bomb.
+            raise MaterializerError(
+                f"the stored model's schema expands to more than {_MAX_SKOPS_SCHEMA >> 20} MiB; "
+                "it was not loaded", "the artifact was written by a broken or hostile client")
         schema = json.loads(archive.read("schema.json"))
     loaders: dict[str, set[str]] = {}
     stack: list[Any] = [schema]
@@ -208,8 +214,7 @@ def _skops_loaders(path: Path) -> dict[str, set[str]]:
     return loaders
 
 
-def _refused_model_types(path: Path, untrusted: list[str]) -> list[str]:
-    loaders = _skops_loaders(path)
+def _refused_model_types(loaders: dict[str, set[str]], untrusted: list[str]) -> list[str]:
     refused = []
     for name in untrusted:
         parts = name.split(".")
@@ -291,8 +296,9 @@ class SklearnMaterializer:
         import skops.io as sio
 
         path = directory / "model.skops"
+        loaders = _skops_loaders(path)  # first: it bounds what skops then reads
         untrusted = sio.get_untrusted_types(file=path)
-        refused = _refused_model_types(path, untrusted)
+        refused = _refused_model_types(loaders, untrusted)
         if refused:
             raise MaterializerError(
                 f"the stored model contains types or calls skops does not trust and that are "
