@@ -409,3 +409,45 @@ def test_a_skops_schema_decompression_bomb_is_refused_before_it_is_read(store):
     ref = _store_raw(store, "sklearn", {"model.skops": out.getvalue()})
     with pytest.raises(MaterializerError, match="expands to more than"):
         load_artifact(store, ref)
+
+
+@pytest.mark.xfail(strict=True, reason="red team: sklearn.tree._tree.Tree is trusted (needed for "
+                   "tree models) but skops itself does not trust it: its node arrays are indexed "
+                   "in Cython without bounds checks, so a teammate's crafted tree model loads "
+                   "fine and segfaults (or reads out-of-bounds memory in) the member's process "
+                   "at predict. Fix: validate every Tree/TreePredictor node array after load "
+                   "(children in [-1, node_count), features < n_features), or refuse tree models")
+def test_a_crafted_tree_model_never_crashes_the_members_process(tmp_path):
+    import subprocess
+    import sys
+
+    code = f'''
+import io, zipfile, numpy as np, skops.io as sio
+from pathlib import Path
+from sklearn.tree import DecisionTreeClassifier
+from zenml_collab.core.artifacts.materializers import SklearnMaterializer
+from zenml_collab.errors import CollabError
+x = np.random.default_rng(0).random((40, 3))
+model = DecisionTreeClassifier(random_state=0).fit(x, x[:, 0] > 0.5)
+src = zipfile.ZipFile(io.BytesIO(sio.dumps(model)))
+out = io.BytesIO()
+with zipfile.ZipFile(out, "w") as dst:
+    for name in src.namelist():
+        data = src.read(name)
+        if name.endswith(".npy"):
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+            if array.dtype.names and "left_child" in array.dtype.names:
+                array["left_child"][0] = 10**9
+                buffer = io.BytesIO(); np.save(buffer, array, allow_pickle=False)
+                data = buffer.getvalue()
+        dst.writestr(name, data)
+folder = Path({str(tmp_path)!r})
+(folder / "model.skops").write_bytes(out.getvalue())
+try:
+    SklearnMaterializer().load(folder).predict(np.zeros((1, 3)))
+except CollabError:
+    pass
+'''
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-500:])
