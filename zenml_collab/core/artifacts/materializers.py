@@ -306,7 +306,11 @@ class SklearnMaterializer:
                 f"loaded",
                 "a model in the shared store may only hold scikit-learn estimators; if you "
                 "trust its author, load it yourself with skops.io.load(path, trusted=[...])")
-        return sio.load(path, trusted=untrusted)
+        from zenml_collab.core.artifacts.model_checks import check_model
+
+        model = sio.load(path, trusted=untrusted)
+        check_model(model)  # trees' index arrays: sklearn's Cython does not bounds-check them
+        return model
 
 
 @dataclass(frozen=True)
