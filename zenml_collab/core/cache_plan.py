@@ -4,7 +4,7 @@ Resolving step by step costs, per step, a cache lookup and an existence check on
 other: at 50 ms from the stores a cached 20-step run waits seconds for nothing. Instead:
 
 1. one query fetches the previous completed run's steps of this pipeline with the cache entry
-   each step's key has now (:func:`~zenml_collab.core.metadata.batch.previous_cache_view`);
+   each step's key has now (:func:`~zenml_collab.core.metadata.batch.run_start_view`);
 2. walking the DAG locally, each step's key is computed from the outputs its upstream steps
    would have if they are hits; a key equal to the previous run's, with a cache entry, is a
    candidate, and so are its outputs for the steps downstream;

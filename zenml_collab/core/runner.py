@@ -76,9 +76,9 @@ def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStor
     env = context.environment
     if start is None:
         start = batch.run_start_view(metadata, pipeline.name, env.hash if env else None)
-    # Hits are resolved up front in a constant number of round trips and written together,
-    # before the first executed step and at the end (DESIGN §12). The artifact checks are in
-    # flight while the run's start is written.
+    # Hits are resolved up front in a constant number of round trips and written together
+    # with the other records (DESIGN §12). The artifact checks are in flight while the run's
+    # start is written.
     candidates = cache_plan.candidates(nodes, start.prior, _fingerprint)
     checks = cache_plan.PresenceChecks(artifacts, candidates)
     if env is not None and not start.environment_known:

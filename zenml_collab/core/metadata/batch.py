@@ -1,15 +1,19 @@
-"""Whole-run queries: what makes a cached run cost a constant number of round trips.
+"""Whole-run queries: what makes a run cost a constant number of round trips, plus one per
+executed step.
 
-A member 20-100 ms from Cloud SQL pays a round trip per statement, so a cached run must not
-cost statements per step (DESIGN §12). Two queries do it:
+A member 20-100 ms from Cloud SQL pays a round trip per statement, so a run must not cost
+statements per cached step, nor several per executed one (DESIGN §12):
 
 * :func:`run_start_view`: the pipeline's registration, whether the run's environment is
   recorded, and the step runs of the pipeline's latest completed run, each with the cache
   entry its key still has (one SELECT, whatever the number of steps; a warm run registers
   nothing and ensures nothing);
-* :func:`record_step_runs`: the step-run rows of many steps in one multi-row INSERT.
+* :func:`lookup_step`: an executing step's cache entry and the run that explains its miss
+  (one SELECT);
+* :func:`record_steps`: the records of many steps (artifacts, cache entries, step runs) in at
+  most four multi-row statements.
 
-Both are plain functions over a :class:`MetadataStore` so the store's class stays one concern
+They are plain functions over a :class:`MetadataStore` so the store's class stays one concern
 per module; they use its one transaction helper (retries included).
 """
 
@@ -54,49 +58,21 @@ class RunStart:
     prior: dict[str, PriorStep]
 
 
-def _prior_steps(pipeline_name: str) -> Any:
-    r, s, c = m.runs, m.step_runs, m.cache_entries
-    latest = (sa.select(r.c.id).where(r.c.pipeline_name == pipeline_name,
-                                      r.c.status == "completed")
-              .order_by(r.c.started_at.desc()).limit(1).subquery("latest"))
-    return (sa.select(s.c.step_name, s.c.step_path, s.c.cache_key, c.c.outputs_json)
-            .select_from(s.join(latest, s.c.run_id == latest.c.id)
-                         .outerjoin(c, c.c.cache_key == s.c.cache_key))
-            .where(s.c.status.in_(("executed", "cached"))))
-
-
-def previous_cache_view(store: MetadataStore, pipeline_name: str) -> dict[str, PriorStep]:
-    """The latest completed run's steps of ``pipeline_name`` with their cache entries.
-
-    One statement: the run is found through the ``(pipeline_name, status, started_at)`` index
-    and its step runs through ``(run_id, position)``; the cache entries by primary key.
-    """
-    query = _prior_steps(pipeline_name)
-    return _view(store._tx(lambda conn: conn.execute(query).all()))
-
-
 def run_start_view(store: MetadataStore, pipeline_name: str,
                    environment_hash: str | None) -> RunStart:
-    """:func:`previous_cache_view` plus the pipeline's id and identity and whether
-    ``environment_hash`` is recorded, in the same single statement.
+    """The latest completed run's steps of ``pipeline_name`` with their cache entries, the
+    pipeline's id and identity, and whether ``environment_hash`` is recorded: one statement.
+
+    The run is found through the ``(pipeline_name, status, started_at)`` index and its step
+    runs through ``(run_id, position)``; the cache entries by primary key.
 
     A one-row header of scalar subqueries (primary-key and unique-name seeks) is outer-joined
     with the previous run's steps, so the row comes back even for a pipeline never run.
     Portable SQL: a derived table, scalar subqueries and ``LEFT JOIN ... ON 1 = 1``.
     """
-    p, e = m.pipelines, m.environments
-    header = sa.select(
-        sa.select(p.c.id).where(p.c.name == pipeline_name).scalar_subquery().label("p_id"),
-        sa.select(p.c.identity).where(p.c.name == pipeline_name).scalar_subquery()
-        .label("p_identity"),
-        sa.select(e.c.hash).where(e.c.hash == (environment_hash or "")).scalar_subquery()
-        .label("env_hash")).subquery("header")
-    steps = _prior_steps(pipeline_name).subquery("prior")
-    query = (sa.select(header.c.p_id, header.c.p_identity, header.c.env_hash,
-                       steps.c.step_name, steps.c.step_path, steps.c.cache_key,
-                       steps.c.outputs_json)
-             .select_from(header.outerjoin(steps, sa.literal_column("1") == 1)))
-    rows = store._tx(lambda conn: conn.execute(query).all())
+    query = _start_statement()  # built once per process
+    params = {"pipeline": pipeline_name, "env": environment_hash or ""}
+    rows = store._tx(lambda conn: conn.execute(query, params).all())
     first = rows[0]
     return RunStart(
         pipeline_id=None if first.p_id is None else int(first.p_id),
@@ -143,14 +119,6 @@ def step_run_row(record: StepRunRecord) -> dict[str, Any]:
         "status": record.status, "reason": record.reason[:500],
         "started_at": record.started_at, "duration_ms": record.duration_ms,
         "execution_json": record.execution_json()}
-
-
-def record_step_runs(store: MetadataStore, records: list[StepRunRecord]) -> None:
-    """Insert the step-run rows of ``records`` (cache hits: no artifact, no cache entry).
-
-    One multi-row INSERT statement (per 500 steps), one round trip.
-    """
-    record_steps(store, [Pending(r) for r in records])
 
 
 @dataclass(frozen=True)
@@ -261,3 +229,24 @@ def _lookup_statement() -> Any:
                        .scalar_subquery().label("hit_outputs_json")).subquery("header")
     return (sa.select(header.c.hit_outputs_json, previous)
             .select_from(header.outerjoin(previous, sa.literal_column("1") == 1)))
+
+
+@functools.cache
+def _start_statement() -> Any:
+    p, e, r, s, c = m.pipelines, m.environments, m.runs, m.step_runs, m.cache_entries
+    name: Any = sa.bindparam("pipeline", type_=sa.String())
+    header = sa.select(
+        sa.select(p.c.id).where(p.c.name == name).scalar_subquery().label("p_id"),
+        sa.select(p.c.identity).where(p.c.name == name).scalar_subquery().label("p_identity"),
+        sa.select(e.c.hash).where(e.c.hash == sa.bindparam("env")).scalar_subquery()
+        .label("env_hash")).subquery("header")
+    latest = (sa.select(r.c.id).where(r.c.pipeline_name == name, r.c.status == "completed")
+              .order_by(r.c.started_at.desc()).limit(1).subquery("latest"))
+    steps = (sa.select(s.c.step_name, s.c.step_path, s.c.cache_key, c.c.outputs_json)
+             .select_from(s.join(latest, s.c.run_id == latest.c.id)
+                          .outerjoin(c, c.c.cache_key == s.c.cache_key))
+             .where(s.c.status.in_(("executed", "cached")))).subquery("prior")
+    return (sa.select(header.c.p_id, header.c.p_identity, header.c.env_hash,
+                      steps.c.step_name, steps.c.step_path, steps.c.cache_key,
+                      steps.c.outputs_json)
+            .select_from(header.outerjoin(steps, sa.literal_column("1") == 1)))
