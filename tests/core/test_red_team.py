@@ -179,16 +179,14 @@ def test_a_committed_step_path_never_imports_a_modules_main(tmp_repo, step_path)
     assert {p.name for p in tmp_repo.root.iterdir()} == before
 
 
-@pytest.mark.xfail(strict=True, reason="red team: a committed pipelines/*.yaml may name any "
-                   "installed module as a step and it is imported (runs its top level) before "
-                   "the step is checked; estimators are confined to sklearn + the repository, "
-                   "steps are not (tests import steps from tests/core on PYTHONPATH, so the "
-                   "confinement needs a design decision: repository, zenml_collab, allow-list)")
 def test_a_committed_step_path_outside_the_repository_is_never_imported(tmp_repo):
     theirs = _committed_step_config(tmp_repo, "this:s")  # `import this` prints the Zen
     result = tmp_repo.collab("run", str(theirs))
     assert result.returncode == 1
     assert "Beautiful is better than ugly" not in result.stdout + result.stderr
+    assert "outside the repository" in result.stderr and "COLLAB_TRUSTED_STEP_MODULES" in result.stderr
+    allowed = tmp_repo.collab("run", str(theirs), env={"COLLAB_TRUSTED_STEP_MODULES": "this"})
+    assert "is not a step" in allowed.stderr  # the member's own opt-in is honoured
 
 
 _ROW_CRASH = pytest.mark.xfail(strict=True, reason="red team: core/metadata/batch.py lookup() "

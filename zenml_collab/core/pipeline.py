@@ -77,6 +77,16 @@ def import_step(path: str) -> Step | type[BaseStep]:
             f"step {path[:200]!r} is not an importable step module",
             "a step entry names a module of the repository and a step in it, "
             "e.g. 'steps:train'; check the 'step:' entry of the pipeline config")
+    from zenml_collab.core.step_trust import TRUSTED_MODULES_ENV, untrusted_reason
+
+    refused = untrusted_reason(module_name)
+    if refused is not None:
+        raise PipelineError(
+            f"step {path[:200]!r} was not imported: {refused}; a pipeline config may only name "
+            "steps of the repository (or of zenml-collab)",
+            "put the step in a module of the repository; to run steps from an installed "
+            f"package you trust, set {TRUSTED_MODULES_ENV}=<package> (or add its directory to "
+            "PYTHONPATH)")
     try:
         obj: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
