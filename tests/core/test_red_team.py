@@ -310,11 +310,6 @@ def test_a_password_in_a_db_url_query_is_never_echoed(tmp_repo, url):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="red team: strings from the shared database (a run's "
-                   "user/hostname/error, a pipeline's created_by) reach the member's terminal "
-                   "with their escape sequences (clear screen, OSC title/hyperlink/clipboard): "
-                   "cli/render.py should drop control characters from stored text (render.py "
-                   "has another engineer's uncommitted work: not fixed here)")
 def test_a_teammates_row_cannot_send_escape_sequences_to_my_terminal(tmp_repo):
     import collab_test_steps as steps
     import sqlalchemy as sa

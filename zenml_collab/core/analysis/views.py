@@ -160,18 +160,37 @@ def views_from_dicts(schema: Mapping[str, Any] | None = None,
                      anomalies: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Decode stored view documents: ``{"schema": Schema, "statistics": ..., "anomalies":
     {split: Anomalies}, "baseline": str}`` for the documents given."""
-    out: dict[str, Any] = {}
-    for doc in (schema, statistics, anomalies):
-        if doc is not None:
-            if doc.get("format") != VIEWS_FORMAT:
-                raise AnalysisError(f"stored data views have format {doc.get('format')!r}, "
-                                    f"this version reads {VIEWS_FORMAT}",
-                                    hint="upgrade zenml-collab")
-            out["baseline"] = str(doc["baseline"])
-    if schema is not None:
-        out["schema"] = Schema.from_dict(schema["schema"])
-    if statistics is not None:
-        out["statistics"] = Statistics.from_dict(statistics["statistics"])
-    if anomalies is not None:
-        out["anomalies"] = {a["split"]: Anomalies.from_dict(a) for a in anomalies["splits"]}
+    from zenml_collab.core.analysis.typecheck import check_dataclass
+
+    # The documents are a teammate's artifacts: anything malformed is one clear error, never
+    # a TypeError from deep inside a table or a plot.
+    try:
+        out: dict[str, Any] = {}
+        for doc in (schema, statistics, anomalies):
+            if doc is not None:
+                if doc.get("format") != VIEWS_FORMAT:
+                    raise AnalysisError(f"stored data views have format {doc.get('format')!r}, "
+                                        f"this version reads {VIEWS_FORMAT}",
+                                        hint="upgrade zenml-collab")
+                out["baseline"] = str(doc["baseline"])
+        if schema is not None:
+            out["schema"] = Schema.from_dict(schema["schema"])
+            check_dataclass(out["schema"], "schema")
+        if statistics is not None:
+            out["statistics"] = Statistics.from_dict(statistics["statistics"])
+            check_dataclass(out["statistics"], "statistics")
+        if anomalies is not None:
+            out["anomalies"] = {a["split"]: Anomalies.from_dict(a) for a in anomalies["splits"]}
+            for split, value in out["anomalies"].items():
+                if not isinstance(split, str):
+                    raise TypeError(f"split name {split!r} is not text")
+                check_dataclass(value, f"anomalies[{split!r}]")
+    except AnalysisError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise AnalysisError(
+            f"the stored data views are malformed ({type(exc).__name__}: {str(exc)[:200]}); "
+            "they were not shown",
+            hint="they were written by a broken or hostile client: re-run the pipeline's split "
+                 "step under a new pipeline name to store them again") from None
     return out
