@@ -50,3 +50,25 @@ variable "db_auth" {
     error_message = "db_auth must be iam or password."
   }
 }
+
+variable "compute" {
+  description = "Steps on Vertex AI: \"vertex\" adds the APIs, the step image repository, the runner account and the members' compute roles (needs db_auth = \"iam\"); \"none\" adds nothing."
+  type        = string
+  default     = "none"
+  validation {
+    condition     = contains(["none", "vertex"], var.compute)
+    error_message = "compute must be none or vertex."
+  }
+}
+
+variable "runner_account" {
+  description = "Account id of the service account Vertex AI jobs run as."
+  type        = string
+  default     = "collab-runner"
+}
+
+variable "repository" {
+  description = "Artifact Registry Docker repository (in var.region) for the step images."
+  type        = string
+  default     = "collab"
+}

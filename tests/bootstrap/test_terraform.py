@@ -24,9 +24,10 @@ from zenml_collab.actions.bootstrap import BootstrapRequest
 from zenml_collab.testing.fake_gcp import FakeGCP
 
 TERRAFORM_DIR = Path(__file__).resolve().parents[2] / "terraform"
+MODULE_FILES = ("main.tf", "compute.tf")  # compute.tf: bootstrap --compute vertex
 GCS_DEFAULT_SOFT_DELETE_SECONDS = 7 * 24 * 3600
 # The checkov findings deliberately accepted, each with its reason inline in terraform/.
-ACCEPTED_FINDINGS = {"CKV_GCP_60", "CKV_GCP_62", "CKV_GCP_78"}
+ACCEPTED_FINDINGS = {"CKV_GCP_60", "CKV_GCP_62", "CKV_GCP_78", "CKV_GCP_84"}
 # bootstrap's plan item -> the Terraform resource type creating it
 TF_TYPES = {
     "service": "google_project_service",
@@ -58,7 +59,7 @@ def _load(name: str) -> dict[str, Any]:
 
 def _resources() -> dict[tuple[str, str], dict[str, Any]]:
     out = {}
-    for block in _load("main.tf")["resource"]:
+    for block in [b for tf in MODULE_FILES for b in _load(tf).get("resource", [])]:
         for rtype, named in block.items():
             for name, body in named.items():
                 out[(rtype, name)] = body
@@ -67,7 +68,7 @@ def _resources() -> dict[tuple[str, str], dict[str, Any]]:
 
 def _locals() -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    for block in _load("main.tf")["locals"]:
+    for block in [b for tf in MODULE_FILES for b in _load(tf).get("locals", [])]:
         merged.update(block)
     return merged
 
@@ -96,7 +97,11 @@ def test_terraform_declares_the_resource_types_bootstrap_plans(
     wanted |= {TF_TYPES["project" if b["scope"] == "project" else "bucket_binding"]
                for b in plan["bindings"]}
     declared = {rtype for rtype, _ in _resources()}
-    assert declared - {"random_password"} == wanted
+    # Declared only with var.compute = "vertex" (tests/bootstrap/test_terraform_compute.py).
+    compute_only = {"google_artifact_registry_repository", "google_service_account",
+                    "google_artifact_registry_repository_iam_member",
+                    "google_service_account_iam_member"}
+    assert declared - {"random_password"} - compute_only == wanted
     users = _resources()[("google_sql_user", db_auth)]
     assert f'var.db_auth == "{db_auth}"' in users["for_each"]
     user_types = {r["settings"]["type"] for r in plan["resources"] if r["type"] == "sql_user"}

@@ -136,6 +136,9 @@ def _on_progress(event: Progress) -> None:
               show_default=True, help="How members log in to MySQL.")
 @click.option("--regrant", is_flag=True, help="Grant every member's IAM database user its "
               "database again (repairs an interrupted run or a hand-made user).")
+@click.option("--compute", type=click.Choice(["none", "vertex"]), default="none",
+              show_default=True, help="vertex: also set up steps on Vertex AI (APIs, a Docker "
+              "repository, the runner service account, members' compute roles).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask (enable disabled APIs).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see docs).")
@@ -143,7 +146,7 @@ def _on_progress(event: Progress) -> None:
               default=".", show_default=True, help="Repository to write collab.yaml into.")
 def bootstrap(project: str | None, region: str | None, instance: str, bucket: str | None,
               tier: str, database: str, members: tuple[str, ...], db_auth: str, regrant: bool,
-              dry_run: bool, yes: bool, as_json: bool, directory: Path) -> None:
+              compute: str, dry_run: bool, yes: bool, as_json: bool, directory: Path) -> None:
     """Provision (or check) the team's Cloud SQL instance, bucket and IAM; safe to re-run."""
     from zenml_collab.actions import bootstrap as action
     from zenml_collab.infra.gcp.credentials import find_credentials
@@ -153,7 +156,8 @@ def bootstrap(project: str | None, region: str | None, instance: str, bucket: st
     request = action.BootstrapRequest(
         project=_resolve_project(project, found), region=_resolve_region(region),
         members=members, instance=instance, bucket=bucket, tier=tier, database=database,
-        db_auth="password" if db_auth == "password" else "iam", regrant=regrant)
+        db_auth="password" if db_auth == "password" else "iam", regrant=regrant,
+        compute="vertex" if compute == "vertex" else "none")
 
     def confirm(plan: Plan) -> bool:
         if as_json or not sys.stdin.isatty():

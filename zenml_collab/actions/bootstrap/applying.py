@@ -7,6 +7,7 @@ import functools
 import secrets
 from collections.abc import Callable
 
+from zenml_collab.actions.bootstrap import compute
 from zenml_collab.actions.bootstrap.grants import apply_grants
 from zenml_collab.actions.bootstrap.model import (
     IAM_FLAG,
@@ -145,6 +146,8 @@ def apply(clients: GcpClients, plan_: Plan, on_progress: ProgressCallback | None
         report(Progress(f"service {service}", "enabling"))
         services.enable(clients.serviceusage, req.project, service, retry=clients.retry,
                         poll=clients.poll_interval)
+    if req.compute == "vertex":  # the runner account exists before any binding names it
+        compute.apply_resources(clients, plan_, report)
     _apply_instance(clients, plan_, report)
     passwords = _apply_sql_contents(clients, plan_, report)
     project_wanted = _wanted(plan_.bindings, "project")
@@ -166,6 +169,8 @@ def apply(clients: GcpClients, plan_: Plan, on_progress: ProgressCallback | None
             sorted(bucket_wanted))))
         buckets.add_bucket_bindings(clients.storage, bucket.name, bucket_wanted,
                                     retry=clients.retry)
+    if req.compute == "vertex":
+        compute.apply_bindings(clients, plan_, report)
     # Last: the one step that talks to MySQL itself (port 3307 may be blocked where the admin
     # sits), so when it fails everything else is in place and `--regrant` is all that is left.
     # In the same login: the metadata store's schema and identity (for collab.yaml).

@@ -40,7 +40,12 @@ def team_config(plan_: Plan, existing: TeamConfig | None = None,
     # under gs://bucket/artifacts/artifacts/.
     artifacts = ArtifactsConfig(uri=f"gs://{req.bucket_name}")
     base = existing or TeamConfig()
-    return base.model_copy(update={"gcp": gcp, "metadata": metadata, "artifacts": artifacts})
+    update = {"gcp": gcp, "metadata": metadata, "artifacts": artifacts}
+    if req.compute == "vertex":  # jobs run as the runner account bootstrap set up
+        runner = f"{req.runner_account}@{req.project}.iam.gserviceaccount.com"
+        vertex = base.compute.vertex.model_copy(update={"service_account": runner})
+        update["compute"] = base.compute.model_copy(update={"vertex": vertex})
+    return base.model_copy(update=update)
 
 
 def write_config(root: Path, plan_: Plan, passwords: tuple[MemberPassword, ...] = (),

@@ -40,6 +40,9 @@ class BootstrapRequest:
     database: str = "zenml"
     db_auth: DbAuth = "iam"
     regrant: bool = False
+    compute: Literal["none", "vertex"] = "none"  # --compute vertex: steps on Vertex AI
+    runner_account: str = "collab-runner"  # the service account Vertex AI jobs run as
+    repository: str = "collab"  # Artifact Registry Docker repository for step images
 
     @property
     def bucket_name(self) -> str:
@@ -61,9 +64,29 @@ class BootstrapRequest:
         if not members:
             raise CollabError("no members given", "pass --member user:you@example.com for each "
                                                   "teammate (you too)")
+        if self.compute == "vertex":
+            _check_compute_names(self.runner_account, self.repository)
+            if self.db_auth != "iam":
+                raise CollabError("--compute vertex needs --db-auth iam",
+                                  "Vertex AI jobs log in to the database as the runner "
+                                  "account, with IAM database authentication")
         return BootstrapRequest(self.project, self.region, members, self.instance,
                                 self.bucket_name, self.tier, self.database, self.db_auth,
-                                self.regrant)
+                                self.regrant, self.compute, self.runner_account,
+                                self.repository)
+
+
+def _check_compute_names(runner_account: str, repository: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", runner_account):
+        raise CollabError(f"invalid runner account id {runner_account!r}",
+                          "6-30 characters: lowercase letters, digits and hyphens, starting "
+                          "with a letter (e.g. collab-runner)")
+    if not re.fullmatch(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?", repository):
+        raise CollabError(f"invalid repository name {repository!r}",
+                          "lowercase letters, digits and hyphens, starting with a letter "
+                          "(e.g. collab)")
 
 
 @dataclass(frozen=True)
@@ -77,7 +100,8 @@ class ServiceState:
 class ResourceChange:
     """A resource and what apply does to it; ``settings`` is what it is created/patched with."""
 
-    type: Literal["sql_instance", "sql_database", "sql_user", "bucket"]
+    type: Literal["sql_instance", "sql_database", "sql_user", "bucket", "artifact_repository",
+                  "service_account"]
     name: str
     action: Action
     settings: dict[str, Any] = field(default_factory=dict)
@@ -85,7 +109,7 @@ class ResourceChange:
 
 @dataclass(frozen=True)
 class BindingChange:
-    scope: Literal["project", "bucket"]
+    scope: Literal["project", "bucket", "repository", "service_account"]
     resource: str
     role: str
     member: str
@@ -186,9 +210,19 @@ class Plan:
             "grants": [asdict(g) for g in self.grants],
             "grant_user": {"name": GRANT_ADMIN_USER, "action": self.grant_user},
             "store": asdict(self.store) if self.store else None,
+            "compute": self._compute_json(),
             "warnings": list(self.warnings),
             "changes": self.changes,
         }
+
+
+    def _compute_json(self) -> dict[str, Any] | None:
+        req = self.request
+        if req.compute != "vertex":
+            return None
+        return {"backend": "vertex",
+                "runner": f"{req.runner_account}@{req.project}.iam.gserviceaccount.com",
+                "registry": f"{req.region}-docker.pkg.dev/{req.project}/{req.repository}"}
 
 
 @dataclass(frozen=True)
@@ -282,6 +316,11 @@ class BootstrapOutcome:
         if self.passwords:
             lines.append("hand each password to its member privately; it is not stored "
                          "anywhere and will not be shown again")
+        compute = plan_._compute_json()
+        if compute is not None:
+            lines.append(f"Vertex AI jobs run as {compute['runner']}; push the step image: "
+                         f"`collab image build --push --tag {compute['registry']}/steps:v1`, "
+                         "then put the digest it prints in collab.yaml (compute.image)")
         lines.append("next:\n"
                      f"  1. commit it: git add {self.path.name if self.path else 'collab.yaml'} "
                      ".gitignore && git commit -m 'zenml-collab team config' && git push\n"

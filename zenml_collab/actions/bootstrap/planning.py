@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from zenml_collab.actions.bootstrap import compute
 from zenml_collab.actions.bootstrap.model import (
     GRANT_ADMIN_USER,
     IAM_FLAG,
@@ -115,7 +116,7 @@ def _check_admin(clients: GcpClients, req: BootstrapRequest) -> None:
 def _plan_services(clients: GcpClients, req: BootstrapRequest) -> tuple[ServiceState, ...]:
     states = tuple(
         ServiceState(name, enabled, "none" if enabled else "enable")
-        for name in REQUIRED_SERVICES
+        for name in (*REQUIRED_SERVICES, *(compute.SERVICES if req.compute == "vertex" else ()))
         for enabled in [services.is_enabled(clients.serviceusage, req.project, name,
                                             retry=clients.retry)])
     if any(not s.enabled for s in states):
@@ -297,17 +298,23 @@ def plan(clients: GcpClients, request: BootstrapRequest,
     states = _plan_services(clients, req)
     enabled = {s.name for s in states if s.enabled}
     warnings: list[str] = []
+    # With --compute vertex the runner account gets a member's store access (its database
+    # user and grant, Cloud SQL and bucket roles); its own resources are planned below.
+    stores = compute.with_runner(req)
+    compute_resources, compute_bindings = compute.plan_compute(
+        clients, req, "artifactregistry.googleapis.com" in enabled)
     sql_changes, connection, grant_admin = _plan_sql(
-        clients, req, "sqladmin.googleapis.com" in enabled, warnings)
+        clients, stores, "sqladmin.googleapis.com" in enabled, warnings)
     grants, grant_user = _plan_grants(
-        clients, req, [c for c in sql_changes if c.type == "sql_user"], grant_admin, warnings)
+        clients, stores, [c for c in sql_changes if c.type == "sql_user"], grant_admin, warnings)
     (database,) = (c for c in sql_changes if c.type == "sql_database")
     store = _plan_store(req, connection, database, existing)
     if store.action != "none" and grant_user == "none":
         grant_user = _plan_admin_login(clients, req, True, grant_admin)
-    project_bindings = _plan_project_bindings(clients, req, warnings)
-    bucket, bucket_bindings = _plan_bucket(clients, req, "storage.googleapis.com" in enabled,
+    project_bindings = _plan_project_bindings(clients, stores, warnings)
+    bucket, bucket_bindings = _plan_bucket(clients, stores, "storage.googleapis.com" in enabled,
                                            warnings)
-    return Plan(req, clients.account, connection, states, (*sql_changes, bucket),
-                (*project_bindings, *bucket_bindings), tuple(warnings), grants, grant_user,
-                store)
+    return Plan(req, clients.account, connection, states,
+                (*sql_changes, bucket, *compute_resources),
+                (*project_bindings, *bucket_bindings, *compute_bindings), tuple(warnings),
+                grants, grant_user, store)
