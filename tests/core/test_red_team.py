@@ -366,10 +366,6 @@ def test_a_committed_instance_connection_name_cannot_be_a_flag_or_odd_text(tmp_r
     assert "connection name" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="red team: core/metadata/records.py step record decoding "
-                   "does json.loads(row.params_json) on the shared row unchecked: `collab runs "
-                   "show` ends with 'internal error: JSONDecodeError' (records.py has another "
-                   "engineer's uncommitted work: not fixed here)")
 def test_a_malformed_step_run_row_is_a_clear_error_in_runs_show(tmp_repo):
     import collab_test_steps as steps
     import sqlalchemy as sa

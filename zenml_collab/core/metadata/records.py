@@ -123,11 +123,33 @@ def _run_record(row: Any, status: str | None = None) -> RunRecord:
                      row.heartbeat_at)
 
 
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    """A JSON object from a row of the shared database, or None when it is not one.
+
+    A teammate's (or a broken client's) malformed value must not crash `runs show` or a cache
+    miss explanation: it reads as unreadable, and an artifact reference inside it is still
+    validated where it is used (``ArtifactRef.from_json``).
+    """
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+_UNREADABLE = {"<unreadable>": "this record's JSON is malformed"}
+
+
 def _step_record(row: Any) -> StepRunRecord:
+    params = _json_object(row.params_json)
+    inputs = _json_object(row.inputs_json)
     return StepRunRecord(
         row.run_id, row.pipeline_name, row.step_name, row.step_path, row.position,
-        row.cache_key, row.code_hash, json.loads(row.params_json), json.loads(row.inputs_json),
-        json.loads(row.outputs_json) if row.outputs_json else None, row.status, row.reason,
+        row.cache_key, row.code_hash, dict(_UNREADABLE) if params is None else params,
+        dict(_UNREADABLE) if inputs is None else inputs,
+        _json_object(row.outputs_json), row.status, row.reason,
         row.started_at, row.duration_ms,
         StepExecution.from_json(row._mapping.get("execution_json")),
     )

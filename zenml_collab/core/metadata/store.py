@@ -256,7 +256,11 @@ class MetadataStore(SchemaStore):
         """The outputs recorded under ``cache_key`` (one primary-key lookup)."""
         value = self._tx(lambda conn: conn.execute(self._q.cache_lookup,
                                                    {"key": cache_key}).scalar())
-        return None if value is None else dict(json.loads(value))
+        if value is None:
+            return None
+        from zenml_collab.core.metadata.batch import _outputs_object
+
+        return _outputs_object(value, cache_key)
 
     def remember_outputs(self, cache_key: str, *, step_path: str, outputs: dict[str, Any],
                          run_id: str, new_artifacts: list[dict[str, Any]] | None = None) -> None:
