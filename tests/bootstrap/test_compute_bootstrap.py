@@ -111,3 +111,22 @@ def test_compute_vertex_with_password_auth_is_refused_before_any_request(
     result = collab(*bootstrap_args("--compute", "vertex", "--db-auth", "password"))
     assert result.code == 1 and "--db-auth iam" in result.err
     assert gcp.mutating_requests() == []
+
+
+@runs_grants
+def test_after_bootstrap_compute_vertex_a_members_doctor_compute_checks_pass(
+    gcp: FakeGCP, collab: Callable[..., CliResult], repo: Path, login: Callable[..., object],
+) -> None:
+    from zenml_collab.actions.doctor import DoctorContext, run_doctor
+    from zenml_collab.testing.fake_gcp.registry import push_image
+
+    assert collab(*bootstrap_args("--compute", "vertex", "--yes")).code == 0
+    digest = push_image(gcp, PROJECT, REGION, "collab", "steps")
+    team = yaml.safe_load((repo / "collab.yaml").read_text())
+    team["compute"]["image"] = f"{REGION}-docker.pkg.dev/{PROJECT}/collab/steps@{digest}"
+    (repo / "collab.yaml").write_text(yaml.safe_dump(team))
+    login(BOB.split(":", 1)[1])  # a member, with only what bootstrap granted
+    report = run_doctor(lambda: DoctorContext(repo), only=["compute"])
+    results = {r.id: (r.status, r.detail) for r in report.results if r.id.startswith("compute.")}
+    assert len(results) == 5
+    assert {k: v[0] for k, v in results.items()} == dict.fromkeys(results, "pass"), results
