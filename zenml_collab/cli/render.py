@@ -6,6 +6,7 @@ lines go through :func:`echo_status`) never pays it.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, cast
 
 import click
@@ -18,8 +19,19 @@ if TYPE_CHECKING:
     from zenml_collab.core.run import Run
 
 
+# C0/C1 control characters but tab and newline: text from the shared stores (a teammate's user
+# name, host, error, step reason) must not drive the member's terminal (clear the screen, set
+# the clipboard through OSC 52, fake a hyperlink).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """``text`` without terminal control characters (each shown as ``?``)."""
+    return _CONTROL.sub("?", text)
+
+
 class _LazyConsole:
-    """A rich ``Console`` created on first use."""
+    """A rich ``Console`` created on first use; printed strings lose control characters."""
 
     def __init__(self, **options: Any) -> None:
         self._options = options
@@ -31,6 +43,10 @@ class _LazyConsole:
 
             self._console = Console(**self._options)
         return getattr(self._console, name)
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.__getattr__("print")(*(clean(o) if isinstance(o, str) else o for o in objects),
+                                  **options)
 
 
 console = cast("Console", _LazyConsole(highlight=False))
@@ -48,17 +64,17 @@ def styled(status: str) -> str:
 def echo_status(before: str, status: str, after: str = "") -> None:
     """One line with ``status`` coloured like :func:`styled`, without rich (plain on a pipe;
     no markup: a reason with brackets is printed as it is)."""
-    click.echo(before + click.style(status, fg=STATUS_STYLE.get(status)) + after)
+    click.echo(clean(before) + click.style(status, fg=STATUS_STYLE.get(status)) + clean(after))
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
     from rich.table import Table
 
-    out = Table(title=title, title_justify="left", show_lines=False)
+    out = Table(title=clean(title) if title else title, title_justify="left", show_lines=False)
     for column in columns:
         out.add_column(column)
     for row in rows:
-        out.add_row(*[str(c) if c is not None else "" for c in row])
+        out.add_row(*[clean(str(c)) if c is not None else "" for c in row])
     return out
 
 
