@@ -197,7 +197,8 @@ def test_a_database_restart_at_the_first_connection_is_invisible(
 @pytest.mark.mysql
 @fault("metadata.long-outage", fault="the database goes away mid-run and stays away",
        sees="error: cannot reach the metadata store (after the retry window), no traceback",
-       exit_code=4, kept="the run shows `abandoned` once the store is back (its process is gone)")
+       exit_code=4, kept="the run's ending waits in .collab/outbox; the member's next command "
+       "records it `failed` with the error")
 def test_a_long_outage_fails_cleanly_and_the_run_is_not_left_running(
         repo: Any, mysql_url: Any, mysql_server: Any) -> None:
     if not mysql_server.state_file:
@@ -212,9 +213,11 @@ def test_a_long_outage_fails_cleanly_and_the_run_is_not_left_running(
     assert done.returncode == 4, done.stderr
     assert "internal error" not in done.stderr and "Traceback" not in done.stderr
     assert "metadata store" in done.stderr
+    assert list((repo.root / ".collab" / "outbox").glob("*.json"))  # kept for later
     listed = _main(repo.root, "runs", "list", "outage")
     assert listed.returncode == 0, listed.stderr
-    assert "running" not in listed.stdout and "abandoned" in listed.stdout
+    assert "running" not in listed.stdout and "failed" in listed.stdout
+    assert not list((repo.root / ".collab" / "outbox").glob("*.json"))  # delivered once
 
 
 @fault("metadata.kill-9", fault="`kill -9` of a `collab run` mid-step; killed saves left "

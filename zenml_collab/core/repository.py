@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zenml_collab.config import Settings, load_settings
+from zenml_collab.config import LOCAL_DIR, Settings, load_settings
 from zenml_collab.core.pipeline_config import (
     PIPELINES_DIR,
     CreatedInfo,
@@ -72,6 +72,8 @@ class Repository:
             store = open_metadata_store(self.settings.metadata, self.root,
                                         credentials_file=self.settings.local.credentials_file)
             store.check_schema(expected_store_id=self.settings.metadata.store_id)
+            store.outbox_dir = self.root / LOCAL_DIR / "outbox"
+            store.deliver_deferred()
             self._metadata = store
         return self._metadata
 

@@ -120,8 +120,11 @@ def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStor
         try:
             metadata.finish_run(run_id, FAILED, message[:2000])
         except CollabError as unrecorded:
-            # The store is gone too: the original error is the one the member must see.
-            log.warning("could not mark run %s failed: %s", run_id[:8], unrecorded.message)
+            # The store is gone too: the original error is the one the member must see, and
+            # the ending waits on disk for the next command to record (metadata/outbox.py).
+            kept = metadata.defer_finish(run_id, FAILED, message[:2000])
+            log.warning("could not mark run %s failed: %s%s", run_id[:8], unrecorded.message,
+                        "; it will be recorded by your next command" if kept else "")
         raise
     finally:
         if uploads is not None:

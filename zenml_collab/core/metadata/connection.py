@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import weakref
@@ -42,6 +43,10 @@ class StoreConnection:
         # Per thread, the autocommit connection of the last run, kept for the next one.
         self._warm: dict[int, tuple[sa.Connection, float]] = {}
         weakref.finalize(self, _drop_warm, self._warm)
+        window = os.environ.get("COLLAB_DB_RETRY_SECONDS", "")
+        with contextlib.suppress(ValueError):  # operators (and fault tests) may tune the wait
+            if window.strip() and 0 <= float(window) <= 3600:
+                self.retry_window_s = float(window)
         if engine.dialect.name in ("mysql", "mariadb") and not sa.event.contains(
                 engine, "connect", _strict_session):
             sa.event.listen(engine, "connect", _strict_session)

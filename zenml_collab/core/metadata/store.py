@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -184,6 +185,35 @@ class MetadataStore(SchemaStore):
             heartbeat.stop()
         self._tx(lambda conn: conn.execute(m.runs.update().where(m.runs.c.id == run_id).values(
             status=RunStatus(status).value, finished_at=utcnow(), error=error)))
+
+    # Where run endings wait when the store cannot take them (see outbox.py); the repository
+    # sets it to .collab/outbox, and opening the store delivers what waits there.
+    outbox_dir: Path | None = None
+
+    def defer_finish(self, run_id: str, status: str, error: str | None = None) -> bool:
+        """Keep a run's ending on the local disk to record when the store is back."""
+        from zenml_collab.core.metadata import outbox
+
+        heartbeat = self._heartbeats.pop(run_id, None)
+        if heartbeat is not None:
+            heartbeat.stop()
+        return self.outbox_dir is not None and outbox.defer(self.outbox_dir, run_id, status,
+                                                            error)
+
+    def deliver_deferred(self) -> int:
+        """Record run endings kept while the store was down (only runs still ``running``)."""
+        from zenml_collab.core.metadata import outbox
+
+        if self.outbox_dir is None:
+            return 0
+
+        def finish(run_id: str, status: str, error: str | None) -> None:
+            self._tx(lambda conn: conn.execute(
+                m.runs.update().where(m.runs.c.id == run_id)
+                .where(m.runs.c.status == RunStatus.RUNNING.value)
+                .values(status=RunStatus(status).value, finished_at=utcnow(), error=error)))
+
+        return outbox.deliver(self.outbox_dir, finish)
 
     def _record(self, row: Any, now: datetime, host: str) -> RunRecord:
         abandoned = is_abandoned(status=row.status, hostname=row.hostname, pid=row.pid,
