@@ -4,8 +4,11 @@ It fetches the run's code (the source archive the task names) from the artifact 
 the step's inputs, runs the step, stores its outputs and records the step exactly like the
 in-process runner (:func:`zenml_collab.core.backends.execute.execute_task`).
 
-Where the stores are comes from ``COLLAB_WORKER_STORES`` (JSON: ``metadata``, the metadata
-settings, and ``artifacts``, the artifact store URI); credentials from the environment
+Where the stores are comes from the file ``COLLAB_WORKER_STORES_FILE`` names (the docker
+backend mounts it read-only, so a database password is never in the container's environment),
+else from ``COLLAB_WORKER_STORES`` (Vertex AI, whose settings hold no secret: IAM login); both
+are JSON: ``metadata``, the metadata settings, and ``artifacts``, the artifact store URI;
+credentials from the environment
 (Application Default Credentials: the job's service account on Vertex AI, a mounted key file
 on docker). The last line on stderr is the error a member sees when the step fails.
 """
@@ -21,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 STORES_ENV = "COLLAB_WORKER_STORES"
+STORES_FILE_ENV = "COLLAB_WORKER_STORES_FILE"
 EXIT_STEP_FAILED = 1
 EXIT_WORKER_ERROR = 3
 
@@ -34,15 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     from zenml_collab.config import MetadataConfig
     from zenml_collab.core.backends.execute import execute_task
     from zenml_collab.core.backends.source import SourceArchive, unpack_source
-    from zenml_collab.core.backends.task import StepTask, WorkerError
+    from zenml_collab.core.backends.task import StepTask
     from zenml_collab.core.stores import open_artifact_store, open_metadata_store
     from zenml_collab.errors import CollabError
 
     try:
         task = StepTask.from_arg(args.task)
-        raw = os.environ.get(STORES_ENV)
-        if not raw:
-            raise WorkerError(f"{STORES_ENV} is not set", "the launcher sets it; see README")
+        raw = _stores_json()
         stores = json.loads(raw)
         workdir = Path(tempfile.mkdtemp(prefix="collab-worker-"))
         src = workdir / "src"
@@ -63,6 +65,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STEP_FAILED if type(exc).__name__ == "StepFailedError" else EXIT_WORKER_ERROR
     print(json.dumps({"outputs": {k: v.to_json() for k, v in refs.items()}}), flush=True)
     return 0
+
+
+def _stores_json() -> str:
+    from zenml_collab.core.backends.task import WorkerError
+
+    path = os.environ.get(STORES_FILE_ENV)
+    if path:
+        try:
+            return Path(path).read_text()
+        except OSError as exc:
+            raise WorkerError(f"cannot read the store settings {path}: {exc.strerror}",
+                              "the docker backend mounts this file; see README") from None
+    raw = os.environ.get(STORES_ENV)
+    if not raw:
+        raise WorkerError(f"neither {STORES_FILE_ENV} nor {STORES_ENV} is set",
+                          "the launcher sets one; see README")
+    return raw
 
 
 if __name__ == "__main__":

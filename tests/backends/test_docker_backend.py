@@ -101,3 +101,46 @@ def test_collab_image_build_installs_this_zenml_collab_on_the_base_and_records_t
     from importlib.metadata import version
 
     assert out.decode().strip() == version("zenml-collab")
+
+
+def test_a_docker_step_keeps_the_database_password_out_of_its_container(
+        mysql_gcs_repo: Path, docker_client: Any, mysql_url: Any) -> None:
+    import json
+    import threading
+
+    from zenml_collab.core.backends.docker import LABEL
+
+    password = mysql_url.password  # what shared_helpers.mysql_login hands `collab config`
+    assert password  # the team logs in with a password
+    s = steps()
+    p = Pipeline("secret stays out")
+    p.add(s.numbers, backend="local")
+    p.add(s.slow_a, inputs={"xs": "numbers"}, params={"seconds": 4.0})
+    seen: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def inspect_while_running() -> None:  # the backend removes the container when it ends
+        while not done.is_set() and not seen:
+            for c in docker_client.containers.list(filters={"label": LABEL}):
+                if c.labels.get(LABEL, "").endswith("/slow_a"):
+                    seen.append(docker_client.api.inspect_container(c.id))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=inspect_while_running)
+    watcher.start()
+    try:
+        run = p.run(Repository(mysql_gcs_repo))
+    finally:
+        done.set()
+        watcher.join()
+    assert run.statuses["slow_a"] == "executed" and run.load("slow_a")["end"] > 0
+    assert seen, "the step's container was never seen running"
+    config = seen[0]["Config"]
+    env, args = config.get("Env") or [], (seen[0].get("Args") or []) + (config.get("Cmd") or [])
+    assert not any(password in item for item in env + args)
+    assert "COLLAB_WORKER_STORES_FILE=/var/run/collab/stores.json" in env
+    stores_mount = [m for m in seen[0]["Mounts"]
+                    if m["Destination"] == "/var/run/collab/stores.json"]
+    assert len(stores_mount) == 1 and stores_mount[0]["RW"] is False
+    assert not Path(stores_mount[0]["Source"]).exists()  # removed after the container ended
+    assert json.dumps(password) not in json.dumps(seen[0]["Config"])

@@ -4,6 +4,10 @@ Host networking, so the container reaches exactly what the member reaches (a pro
 127.0.0.1, the team's stores); the member's credentials file is mounted read-only; local
 stores (SQLite, a folder) are mounted at their own paths. Containers are labelled and removed
 when done, and killed on Ctrl-C.
+
+The store settings can hold a database password, so they never go into the container's
+environment or arguments (``docker inspect`` shows both): each step writes them to a mode-0600
+file in a private temporary directory, mounts it read-only and removes it when the container ends.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,8 @@ from zenml_collab.errors import ConfigError, ConnectivityError, StepFailedError
 log = logging.getLogger("zenml_collab.backends")
 LABEL = "dev.zenml-collab.step"
 CREDENTIALS_IN_CONTAINER = "/var/run/collab/credentials.json"
+STORES_IN_CONTAINER = "/var/run/collab/stores.json"
+STORES_FILE_ENV = "COLLAB_WORKER_STORES_FILE"
 # Endpoint overrides a member may have set (tests, private endpoints): the container needs them.
 PASSED_ENV = ("COLLAB_SQLADMIN_ENDPOINT", "STORAGE_EMULATOR_HOST", "NO_GCE_CHECK",
               "COLLAB_GCS_RETRY_TIMEOUT", "COLLAB_DEBUG")
@@ -103,36 +111,50 @@ class DockerBackend:
         return self._digest
 
     def _environment(self) -> dict[str, str]:
-        env = {"COLLAB_WORKER_STORES": json.dumps(self._stores), "PYTHONUNBUFFERED": "1"}
+        env = {STORES_FILE_ENV: STORES_IN_CONTAINER, "PYTHONUNBUFFERED": "1"}
         env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
         if self._credentials:
             env["GOOGLE_APPLICATION_CREDENTIALS"] = CREDENTIALS_IN_CONTAINER
         return env
 
-    def _volumes(self) -> dict[str, dict[str, str]]:
+    def _write_stores(self) -> Path:
+        """The store settings in a fresh private directory (0700), the file itself 0600."""
+        private = Path(tempfile.mkdtemp(prefix="collab-stores-"))
+        path = private / "stores.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(self._stores, out)
+        return path
+
+    def _volumes(self, stores_file: Path) -> dict[str, dict[str, str]]:
         volumes = {path: {"bind": path, "mode": "rw"} for path in self._mounts}
+        volumes[str(stores_file)] = {"bind": STORES_IN_CONTAINER, "mode": "ro"}
         if self._credentials:
             volumes[str(Path(self._credentials).resolve())] = {
                 "bind": CREDENTIALS_IN_CONTAINER, "mode": "ro"}
         return volumes
 
     def execute(self, task: StepTask) -> None:
-        container = self.client.containers.run(
-            self.image, worker_command(task), detach=True, network_mode="host",
-            environment=self._environment(), volumes=self._volumes(),
-            labels={LABEL: f"{task.run_id}/{task.step_name}"})
-        with self._lock:
-            self._running[container.id] = container
+        stores_file = self._write_stores()
         try:
-            status = container.wait()
-            output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
-        finally:
+            container = self.client.containers.run(
+                self.image, worker_command(task), detach=True, network_mode="host",
+                environment=self._environment(), volumes=self._volumes(stores_file),
+                labels={LABEL: f"{task.run_id}/{task.step_name}"})
             with self._lock:
-                self._running.pop(container.id, None)
+                self._running[container.id] = container
             try:
-                container.remove(force=True)
-            except Exception as exc:  # already gone (killed by cancel_all)
-                log.debug("container %s: %s", container.id[:12], exc)
+                status = container.wait()
+                output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+            finally:
+                with self._lock:
+                    self._running.pop(container.id, None)
+                try:
+                    container.remove(force=True)
+                except Exception as exc:  # already gone (killed by cancel_all)
+                    log.debug("container %s: %s", container.id[:12], exc)
+        finally:
+            shutil.rmtree(stores_file.parent, ignore_errors=True)
         code = status.get("StatusCode", 1)
         if code != 0:
             raise StepFailedError(
