@@ -147,11 +147,19 @@ def build_image(client: DockerClient, repo_root: Path, *, tag: str = DEFAULT_TAG
 def push_image(client: DockerClient, built: BuiltImage) -> BuiltImage:
     """Push ``built`` to its registry (the tag names it); returns it with the registry digest."""
     repository, _, version = built.tag.rpartition(":")
+    pushed: str | None = None
     for line in client.images.push(repository, tag=version, stream=True, decode=True):
         if "error" in line:
             raise ConnectivityError(f"push of {built.tag} failed: {line['error']}",
                                     "run `gcloud auth configure-docker REGION-docker.pkg.dev` "
                                     "and check roles/artifactregistry.writer on the repository")
+        aux = line.get("aux") or {}
+        if aux.get("Tag") == version and aux.get("Digest"):
+            pushed = str(aux["Digest"])
     image = client.images.get(built.tag)
-    digests = image.attrs.get("RepoDigests") or []
-    return BuiltImage(built.tag, image.id, digests[0] if digests else None, built.dockerfile)
+    # An image already pushed elsewhere (a cached build, a retag) holds one RepoDigest per
+    # repository, sorted by name: record the one of the repository just pushed to.
+    digests = [d for d in image.attrs.get("RepoDigests") or []
+               if d.rpartition("@")[0] == repository]
+    digest = f"{repository}@{pushed}" if pushed else (digests[0] if digests else None)
+    return BuiltImage(built.tag, image.id, digest, built.dockerfile)
