@@ -13,8 +13,8 @@ import pytest
 
 from zenml_collab.core.artifacts.base import ArtifactRef, load_artifact, save_artifact
 from zenml_collab.core.artifacts.local import LocalArtifactStore
-from zenml_collab.core.hashing import hash_files
 from zenml_collab.errors import MaterializerError
+from zenml_collab.testing.hostile import store_raw_artifact
 
 
 @pytest.fixture
@@ -22,15 +22,7 @@ def store(tmp_path: Path) -> LocalArtifactStore:
     return LocalArtifactStore(tmp_path / "store")
 
 
-def _store_raw(store: LocalArtifactStore, materializer: str, files: dict[str, bytes]) -> ArtifactRef:
-    """What a hostile teammate can do: put any bytes in the store under any label."""
-    staged = store.staging_dir()
-    for name, data in files.items():
-        (staged / name).write_bytes(data)
-    ref = ArtifactRef(hash_files(staged, list(files)), materializer, tuple(files),
-                      sum(map(len, files.values())))
-    store.commit(staged, ref)
-    return ArtifactRef.from_json(ref.to_json(), origin="a test")
+_store_raw = store_raw_artifact  # what a hostile teammate can do
 
 
 def _skops(schema: dict) -> bytes:

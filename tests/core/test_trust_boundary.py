@@ -17,12 +17,12 @@ import sqlalchemy as sa
 from zenml_collab import Repository
 from zenml_collab.core.artifacts.base import ArtifactRef, load_artifact, save_artifact
 from zenml_collab.core.artifacts.local import LocalArtifactStore
-from zenml_collab.core.hashing import hash_files
 from zenml_collab.errors import (
     ArtifactCorruptError,
     MaterializerError,
     UntrustedArtifactError,
 )
+from zenml_collab.testing.hostile import store_raw_artifact
 
 GOOD_HASH = "0" * 32
 
@@ -65,16 +65,7 @@ def test_malformed_artifact_records_are_refused_naming_who_recorded_them(record,
     assert info.value.hint
 
 
-def _store_raw(store: LocalArtifactStore, materializer: str, files: dict[str, bytes]) -> ArtifactRef:
-    """What a hostile teammate can do: put any bytes in the store under any label."""
-    staged = store.staging_dir()
-    for name, data in files.items():
-        (staged / name).write_bytes(data)
-    ref = ArtifactRef(hash_files(staged, list(files)), materializer, tuple(files),
-                      sum(map(len, files.values())))
-    store.commit(staged, ref)
-    # The reader only ever sees it through the metadata store, i.e. through from_json.
-    return ArtifactRef.from_json(ref.to_json(), origin="a test")
+_store_raw = store_raw_artifact  # what a hostile teammate can do
 
 
 @pytest.fixture

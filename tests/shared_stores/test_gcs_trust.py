@@ -16,8 +16,8 @@ from zenml_collab.core.artifacts.base import (
     save_artifact,
 )
 from zenml_collab.core.artifacts.gcs import GcsArtifactStore
-from zenml_collab.core.hashing import hash_files
 from zenml_collab.errors import ArtifactCorruptError, ArtifactError, MaterializerError
+from zenml_collab.testing.hostile import store_raw_artifact
 
 pytestmark = pytest.mark.gcs
 
@@ -34,14 +34,7 @@ class _Canary:
         return (Path.touch, (self.path,))
 
 
-def _upload_raw(writer: GcsArtifactStore, materializer: str, files: dict[str, bytes]) -> ArtifactRef:
-    staged = writer.staging_dir()
-    for name, data in files.items():
-        (staged / name).write_bytes(data)
-    ref = ArtifactRef(hash_files(staged, list(files)), materializer, tuple(files),
-                      sum(map(len, files.values())))
-    writer.commit(staged, ref)
-    return ArtifactRef.from_json(ref.to_json(), origin="a test")
+_upload_raw = store_raw_artifact  # what a hostile teammate can do
 
 
 @pytest.mark.parametrize(("materializer", "file"), [("json", "value.json"),

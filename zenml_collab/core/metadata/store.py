@@ -304,10 +304,7 @@ class MetadataStore(SchemaStore):
 
         def work(conn: sa.Connection) -> None:
             if new_artifacts:
-                conn.execute(q.artifact_insert, [
-                    {"hash": a["hash"], "materializer": a["materializer"], "size": a["size"],
-                     "files_json": json.dumps(a["files"]), "created_at": now}
-                    for a in new_artifacts])
+                conn.execute(q.artifact_insert, _artifact_rows(new_artifacts, now))
             conn.execute(q.cache_insert, {
                 "cache_key": cache_key, "step_path": step_path, "outputs_json": outputs_json,
                 "run_id": run_id, "created_at": now})
@@ -336,10 +333,7 @@ class MetadataStore(SchemaStore):
 
         def work(conn: sa.Connection) -> None:
             if new_artifacts:
-                conn.execute(q.artifact_insert, [
-                    {"hash": a["hash"], "materializer": a["materializer"], "size": a["size"],
-                     "files_json": json.dumps(a["files"]), "created_at": now}
-                    for a in new_artifacts])
+                conn.execute(q.artifact_insert, _artifact_rows(new_artifacts, now))
             if replace_cache:
                 # The entry points at artifacts that are gone: the new execution replaces it.
                 conn.execute(m.cache_entries.delete().where(
@@ -385,3 +379,9 @@ class MetadataStore(SchemaStore):
 def _clip(text: str | None, limit: int = limits.NAME_MAX) -> str | None:
     # Who and where are recorded for people to read; a long host name is clipped, not refused.
     return None if text is None else text[:limit]
+
+
+def _artifact_rows(artifacts: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """Rows of the artifacts table for artifact references (``ArtifactRef.to_json()``)."""
+    return [{"hash": a["hash"], "materializer": a["materializer"], "size": a["size"],
+             "files_json": json.dumps(a["files"]), "created_at": now} for a in artifacts]
