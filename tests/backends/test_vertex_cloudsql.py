@@ -140,9 +140,12 @@ def test_a_vertex_step_records_itself_through_the_connector_as_the_runner_accoun
     p.add(s.total, inputs={"xs": "numbers"})
     repo = Repository(sql_team.root)
     assert repo.settings.metadata.kind == "cloudsql"
-    run = p.run(repo)
-    assert run.statuses == {"numbers": "executed", "total": "executed"}
-    assert run.load("total") == 15
+    try:
+        run = p.run(repo)
+        assert run.statuses == {"numbers": "executed", "total": "executed"}
+        assert run.load("total") == 15
+    finally:
+        repo.metadata.close()  # no connector socket left for the garbage collector
 
     jobs = sql_team.fake.vertex.created()
     assert len(jobs) == 1 and jobs[0].state == "JOB_STATE_SUCCEEDED", jobs[0].logs[-3000:]
@@ -152,8 +155,11 @@ def test_a_vertex_step_records_itself_through_the_connector_as_the_runner_accoun
     assert '"auth": "iam"' in env["COLLAB_WORKER_STORES"]
     assert "password" not in env["COLLAB_WORKER_STORES"]
 
-    rows = [r for r in Repository(sql_team.root).metadata.step_runs(run.id)
-            if r.step_name == "total"]
+    reader = Repository(sql_team.root).metadata
+    try:
+        rows = [r for r in reader.step_runs(run.id) if r.step_name == "total"]
+    finally:
+        reader.close()
     assert len(rows) == 1 and rows[0].status == "executed"
     assert rows[0].execution is not None and rows[0].execution.backend == "vertex"
 

@@ -85,6 +85,12 @@ class StoreConnection:
     #: may have dropped it; a dropped one is replaced without waiting for the retry delay).
     warm_idle_s: float = 60.0
 
+    def close(self) -> None:
+        """Close the warm run connection and the engine's pool now, not at garbage collection
+        (a long-lived process, or a test that must not leak sockets into the next one)."""
+        _drop_warm(self._warm)
+        self.engine.dispose()
+
     def _take_warm(self) -> sa.Connection | None:
         warm = self._warm.pop(threading.get_ident(), None)
         if warm is None:
