@@ -72,6 +72,11 @@ class MetadataConfig(_Model):
             parse_connection_name(value)
         return value
 
+    def sqlite_file(self, root: Path) -> Path:
+        """The database file of an embedded store (a relative path is relative to ``root``)."""
+        path = Path(self.path or f"{LOCAL_DIR}/metadata.db")
+        return path if path.is_absolute() else root / path
+
 
 class ArtifactsConfig(_Model):
     """Where the artifact store lives: a local folder or ``gs://bucket/prefix``."""

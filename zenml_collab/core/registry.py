@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from zenml_collab.core.artifacts.base import ArtifactStore
+    from zenml_collab.core.metadata.lite import MetadataReader
     from zenml_collab.core.metadata.store import MetadataStore
     from zenml_collab.core.pipeline import Pipeline
     from zenml_collab.core.run import Run
@@ -38,6 +39,9 @@ class PipelineHost(Protocol):
 
     @property
     def metadata(self) -> MetadataStore: ...
+
+    @property
+    def reader(self) -> MetadataReader: ...
 
     @property
     def artifacts(self) -> ArtifactStore: ...

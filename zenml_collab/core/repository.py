@@ -31,6 +31,7 @@ from zenml_collab.errors import PipelineError, PipelineNotFoundError
 
 if TYPE_CHECKING:
     from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore
+    from zenml_collab.core.metadata.lite import MetadataReader
     from zenml_collab.core.metadata.records import RunRecord
     from zenml_collab.core.metadata.store import MetadataStore
     from zenml_collab.core.pipeline import Pipeline
@@ -50,6 +51,7 @@ class Repository:
         self.root = settings.root if settings else find_root(Path(path) if path else None)
         self._settings = settings
         self._metadata: MetadataStore | None = None
+        self._reader: MetadataReader | None = None
         self._artifacts: ArtifactStore | None = None
 
     @classmethod
@@ -76,6 +78,23 @@ class Repository:
             store.deliver_deferred()
             self._metadata = store
         return self._metadata
+
+    @property
+    def reader(self) -> MetadataReader:
+        """The store's reads (pipelines, runs, steps, cache entries) for the views.
+
+        On a current embedded store, through ``sqlite3`` alone: a view in a fresh process then
+        imports no SQLAlchemy and opens the store with one statement. Any other store, or any
+        doubt about this one, gets the full store (which initialises, migrates or explains).
+        """
+        if self._metadata is not None:
+            return self._metadata
+        if self._reader is None:
+            from zenml_collab.core.stores import open_metadata_reader
+
+            self._reader = open_metadata_reader(self.settings.metadata, self.root) \
+                or self.metadata
+        return self._reader
 
     @property
     def artifacts(self) -> ArtifactStore:
@@ -186,7 +205,7 @@ class Repository:
             found = load_pipeline_config(file)
             if found.name == str(name_or_path):
                 return found
-        record = self.metadata.get_pipeline(str(name_or_path))
+        record = self.reader.get_pipeline(str(name_or_path))
         if record is None:
             known = ", ".join(repr(p.name) for p, _, _ in self.metadata.list_pipelines()) or "none"
             raise PipelineNotFoundError(f"no pipeline named {name_or_path!r}",
@@ -225,7 +244,7 @@ class Repository:
         return [self._run_from_record(r) for r in self.metadata.list_runs(name)]
 
     def latest_run(self, name: str) -> Run:
-        record = self.metadata.latest_run(name)
+        record = self.reader.latest_run(name)
         if record is None:
             raise PipelineNotFoundError(f"pipeline {name!r} has no successful run yet",
                                         "run it first: pipeline.run()")
@@ -249,7 +268,7 @@ class Repository:
                                      f"(recorded by {record.user or 'an unknown member'})")
                         for k, v in (s.outputs or {}).items()},
                        s.duration_ms, s.execution)
-            for s in self.metadata.step_runs(record.id))
+            for s in self.reader.step_runs(record.id))
 
         def reader(ref: ArtifactRef, allow_pickle: bool = False) -> Any:
             return load_artifact(self.artifacts, ref, allow_pickle=allow_pickle)

@@ -76,7 +76,9 @@ class StepImpl:
     """Everything the runner needs to know about a step's code."""
 
     import_path: str
-    code_hash: str
+    # Computes the code hash (reads and parses the source): called once, when first needed.
+    # A view of a recorded pipeline never needs it; a run needs it for every cache key.
+    hash_code: Callable[[], str]
     output_names: tuple[str, ...]
     input_names: tuple[str, ...]
     allow_pickle: bool
@@ -84,6 +86,10 @@ class StepImpl:
     # Content of what the step reads from outside the pipeline (a data file), so that a
     # changed source invalidates the cache although the parameters did not change.
     fingerprint: Callable[[dict[str, Any]], str] | None = None
+
+    @functools.cached_property
+    def code_hash(self) -> str:
+        return self.hash_code()
 
 
 class Step:
@@ -110,7 +116,7 @@ class Step:
 
         return StepImpl(
             import_path=import_path_of(self.func),
-            code_hash=_normalised_source_hash(self.func),
+            hash_code=lambda: _normalised_source_hash(self.func),
             output_names=self.output_names,
             input_names=tuple(self.signature.parameters),
             allow_pickle=self.allow_pickle,
@@ -164,9 +170,10 @@ _CLASS_IMPLS: dict[type[BaseStep], StepImpl] = {}  # source hashing once per cla
 
 def _class_impl(cls: type[BaseStep]) -> StepImpl:
     own = [k for k in cls.__mro__ if k not in (BaseStep, object)]
-    code_hash = hashlib.sha256(
-        "".join(_normalised_source_hash(k) for k in own).encode()
-    ).hexdigest()
+
+    def code_hash() -> str:
+        return hashlib.sha256(
+            "".join(_normalised_source_hash(k) for k in own).encode()).hexdigest()
 
     def call(params: dict[str, Any], inputs: dict[str, Any]) -> Any:
         return cls(**params).run(**inputs)
@@ -178,7 +185,7 @@ def _class_impl(cls: type[BaseStep]) -> StepImpl:
 
     return StepImpl(
         import_path=import_path_of(cls),
-        code_hash=code_hash,
+        hash_code=code_hash,
         output_names=cls.OUTPUTS,
         input_names=cls.INPUTS,
         allow_pickle=cls.ALLOW_PICKLE,

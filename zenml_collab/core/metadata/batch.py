@@ -28,8 +28,13 @@ import sqlalchemy as sa
 
 from zenml_collab.core.metadata import limits
 from zenml_collab.core.metadata import models as m
-from zenml_collab.core.metadata.records import StepRunRecord, StepStatus, _step_record, utcnow
-from zenml_collab.errors import UntrustedArtifactError
+from zenml_collab.core.metadata.records import (
+    StepRunRecord,
+    StepStatus,
+    _step_record,
+    outputs_object,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from zenml_collab.core.metadata.store import MetadataStore
@@ -210,24 +215,8 @@ def lookup_step(store: MetadataStore, *, cache_key: str, pipeline_name: str, ste
     rows = store._tx(lambda conn: conn.execute(query, params).all())
     hit = rows[0].hit_outputs_json
     found = sorted((r for r in rows if r.run_id is not None), key=lambda r: r.preference)
-    return StepLookup(None if hit is None else _outputs_object(hit, cache_key),
+    return StepLookup(None if hit is None else outputs_object(hit, cache_key),
                       _step_record(found[0]) if found else None)
-
-
-def _outputs_object(text: str, cache_key: str) -> dict[str, Any]:
-    """A cache entry's outputs: a row of the shared database, so checked before any use."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise UntrustedArtifactError(
-            f"refused the cache entry of key {cache_key[:12]} in the metadata store: its "
-            "outputs are not a JSON object",
-            "the entry was written by a broken or hostile client; nothing was read or written. "
-            "Ask the member who recorded it which zenml-collab they use; an admin can delete "
-            f"the row (cache_entries.cache_key = '{cache_key}') to let the step run again")
-    return value
 
 
 @functools.cache

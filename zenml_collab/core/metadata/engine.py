@@ -58,8 +58,7 @@ def create_engine_for(cfg: MetadataConfig, root: Path, *,
     import sqlalchemy as sa
 
     if cfg.kind == "sqlite":
-        path = Path(cfg.path or ".collab/metadata.db")
-        path = path if path.is_absolute() else root / path
+        path = cfg.sqlite_file(root)
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(sqlite_url(path), connect_args={"timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from zenml_collab.errors import UntrustedArtifactError
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
@@ -151,5 +153,21 @@ def _step_record(row: Any) -> StepRunRecord:
         dict(_UNREADABLE) if inputs is None else inputs,
         _json_object(row.outputs_json), row.status, row.reason,
         row.started_at, row.duration_ms,
-        StepExecution.from_json(row._mapping.get("execution_json")),
+        StepExecution.from_json(getattr(row, "execution_json", None)),
     )
+
+
+def outputs_object(text: str, cache_key: str) -> dict[str, Any]:
+    """A cache entry's outputs: a row of the shared database, so checked before any use."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise UntrustedArtifactError(
+            f"refused the cache entry of key {cache_key[:12]} in the metadata store: its "
+            "outputs are not a JSON object",
+            "the entry was written by a broken or hostile client; nothing was read or written. "
+            "Ask the member who recorded it which zenml-collab they use; an admin can delete "
+            f"the row (cache_entries.cache_key = '{cache_key}') to let the step run again")
+    return value

@@ -31,6 +31,7 @@ from zenml_collab.core.metadata.records import (
     StepStatus,
     _run_record,
     _step_record,
+    outputs_object,
     utcnow,
 )
 from zenml_collab.core.metadata.schema import HEAD_REVISION, MIGRATIONS_DIR, SchemaStore
@@ -288,9 +289,7 @@ class MetadataStore(SchemaStore):
                                                    {"key": cache_key}).scalar())
         if value is None:
             return None
-        from zenml_collab.core.metadata.batch import _outputs_object
-
-        return _outputs_object(value, cache_key)
+        return outputs_object(value, cache_key)
 
     def remember_outputs(self, cache_key: str, *, step_path: str, outputs: dict[str, Any],
                          run_id: str, new_artifacts: list[dict[str, Any]] | None = None) -> None:

@@ -113,8 +113,8 @@ class TrainingPipeline(Pipeline):
         from zenml_collab.core.training.views import RunViews
 
         repo = self._repo()
-        return RunViews(self.latest_run(), artifacts=repo.artifacts, metadata=repo.metadata,
-                        baseline=self._train_split())
+        return RunViews(self.latest_run(), artifacts=repo.artifacts, metadata=repo.reader,
+                        store=lambda: repo.metadata, baseline=self._train_split())
 
     def _train_split(self) -> str:
         return str(self._nodes["preprocesser"].params.get("train_split", "train")) \

@@ -12,12 +12,14 @@ hash: the next view, by any member, reads them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from zenml_collab.core.hashing import sha256_json
 
 if TYPE_CHECKING:
     from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore
+    from zenml_collab.core.metadata.lite import MetadataReader
     from zenml_collab.core.metadata.store import MetadataStore
     from zenml_collab.core.run import Run
 
@@ -42,11 +44,13 @@ def derived_key(data_hash: str, baseline: str) -> str:
 class RunViews:
     """Reads the views of one run, each from its own artifact, deriving them once if needed."""
 
-    def __init__(self, run: Run, *, artifacts: ArtifactStore, metadata: MetadataStore,
-                 baseline: str, step: str = "split") -> None:
+    def __init__(self, run: Run, *, artifacts: ArtifactStore, metadata: MetadataReader,
+                 store: Callable[[], MetadataStore], baseline: str,
+                 step: str = "split") -> None:
         self.run = run
         self.artifacts = artifacts
         self.metadata = metadata
+        self.store = store  # the full store, opened only to record views derived once
         self.baseline = baseline
         self.step = step
         self._derived: dict[str, ArtifactRef] | None = None
@@ -97,7 +101,7 @@ class RunViews:
         docs = {"schema": views.schema_dict(), "statistics": views.statistics_dict(),
                 "anomalies": views.anomalies_dict()}
         refs = {name: save_artifact(self.artifacts, doc) for name, doc in docs.items()}
-        self.metadata.remember_outputs(
+        self.store().remember_outputs(
             key, step_path=DERIVED_STEP, outputs={n: r.to_json() for n, r in refs.items()},
             run_id=self.run.id, new_artifacts=[r.to_json() for r in refs.values()])
         return refs
