@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 STORES_ENV = "COLLAB_WORKER_STORES"
 STORES_FILE_ENV = "COLLAB_WORKER_STORES_FILE"
@@ -44,13 +45,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         task = StepTask.from_arg(args.task)
-        raw = _stores_json()
-        stores = json.loads(raw)
+        metadata_cfg, artifacts_uri = _stores(MetadataConfig)
         workdir = Path(tempfile.mkdtemp(prefix="collab-worker-"))
         src = workdir / "src"
-        metadata = open_metadata_store(MetadataConfig.model_validate(stores["metadata"]), workdir)
+        metadata = open_metadata_store(metadata_cfg, workdir)
         metadata.check_schema()
-        artifacts = open_artifact_store(stores["artifacts"], workdir)
+        artifacts = open_artifact_store(artifacts_uri, workdir)
         if task.source:
             unpack_source(SourceArchive.from_json(task.source), artifacts, src)
         (src / ".collab").mkdir(parents=True, exist_ok=True)  # the repository root marker
@@ -65,6 +65,22 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STEP_FAILED if type(exc).__name__ == "StepFailedError" else EXIT_WORKER_ERROR
     print(json.dumps({"outputs": {k: v.to_json() for k, v in refs.items()}}), flush=True)
     return 0
+
+
+def _stores(config: Any) -> tuple[Any, str]:
+    """The stores the launcher names: (metadata settings, artifact store URI)."""
+    from pydantic import ValidationError
+
+    from zenml_collab.core.backends.task import WorkerError
+
+    try:
+        stores = json.loads(_stores_json())
+        return config.model_validate(stores["metadata"]), str(stores["artifacts"])
+    except (ValueError, TypeError, KeyError, ValidationError) as exc:
+        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else repr(exc)
+        raise WorkerError(f"the store settings given to this worker are malformed ({detail})",
+                          "the launcher writes them; run the step again with the same "
+                          "zenml-collab version on both sides") from None
 
 
 def _stores_json() -> str:

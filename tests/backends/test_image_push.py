@@ -118,3 +118,30 @@ def test_push_image_of_an_image_already_in_another_repository_records_the_pushed
                                          method="HEAD", headers={"Accept": MANIFEST_V2})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert digest.split("@", 1)[1] == response.headers["Docker-Content-Digest"]
+
+
+@pytest.mark.parametrize(("tag", "expected"), [
+    ("127.0.0.1:5000/collab/steps:v1", ("127.0.0.1:5000/collab/steps", "v1")),
+    ("127.0.0.1:5000/collab/steps", ("127.0.0.1:5000/collab/steps", "latest")),
+    ("europe-docker.pkg.dev/p/r/steps:abc", ("europe-docker.pkg.dev/p/r/steps", "abc")),
+    ("steps", ("steps", "latest")),
+])
+def test_a_registry_port_is_not_taken_for_the_tags_version(
+        tag: str, expected: tuple[str, str]) -> None:
+    from zenml_collab.core.backends.image import split_tag
+
+    assert split_tag(tag) == expected
+
+
+def test_push_image_of_a_tag_with_a_registry_port_and_no_version_pushes_latest(
+        registry: str, docker_client: Any, step_image: str) -> None:
+    from zenml_collab.core.backends.image import BuiltImage, push_image
+
+    image = docker_client.images.get(step_image)
+    repository = f"{registry}/collab/unversioned"
+    assert image.tag(repository, "latest")
+    built = push_image(docker_client, BuiltImage(repository, image.id, None, ""))
+    assert built.digest is not None and built.digest.startswith(f"{repository}@sha256:")
+    with urllib.request.urlopen(f"http://{registry}/v2/collab/unversioned/tags/list",
+                                timeout=10) as response:
+        assert json.loads(response.read())["tags"] == ["latest"]

@@ -144,9 +144,18 @@ def build_image(client: DockerClient, repo_root: Path, *, tag: str = DEFAULT_TAG
     return BuiltImage(tag=tag, id=image.id, digest=None, dockerfile=dockerfile)
 
 
+def split_tag(tag: str) -> tuple[str, str]:
+    """``registry:5000/team/image:v1`` -> (``registry:5000/team/image``, ``v1``); a tag
+    without a version is ``latest`` (the colon of a registry's port is not a version)."""
+    repository, colon, version = tag.rpartition(":")
+    if not colon or "/" in version:
+        return tag, "latest"
+    return repository, version
+
+
 def push_image(client: DockerClient, built: BuiltImage) -> BuiltImage:
     """Push ``built`` to its registry (the tag names it); returns it with the registry digest."""
-    repository, _, version = built.tag.rpartition(":")
+    repository, version = split_tag(built.tag)
     pushed: str | None = None
     for line in client.images.push(repository, tag=version, stream=True, decode=True):
         if "error" in line:

@@ -117,13 +117,31 @@ def unpack_source(archive: SourceArchive, artifacts: ArtifactStore, dest: Path) 
         data = load_artifact(artifacts, ref)
         if not isinstance(data, bytes):
             raise WorkerError("the source archive is not a byte artifact", "re-run the pipeline")
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-            # "data" refuses absolute paths, "..", links out of dest and device files.
-            tar.extractall(dest, filter="data")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+                # "data" refuses absolute paths, "..", links out of dest and device files.
+                tar.extractall(dest, filter="data")
+        except tarfile.TarError as exc:  # not a tar, truncated, or a member "data" refuses
+            raise WorkerError(
+                f"the source archive {ref.hash[:12]} cannot be unpacked: {exc}",
+                "it was not written by `collab run` (a broken or hostile client): re-run the "
+                "pipeline from a clean checkout; nothing of it was executed") from None
     marker = dest / DELETED
     if marker.exists():
-        for name in json.loads(marker.read_text()):
+        for name in _deleted_names(marker):
             target = (dest / name).resolve()
             if target.is_relative_to(dest.resolve()) and target.is_file():
                 target.unlink()
         marker.unlink()
+
+
+def _deleted_names(marker: Path) -> list[str]:
+    """The overlay's list of files deleted since the commit (a JSON list of paths)."""
+    try:
+        names = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        names = exc
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise WorkerError("the source archive's list of deleted files is malformed",
+                          "re-run the pipeline from a clean checkout; nothing was executed")
+    return names
