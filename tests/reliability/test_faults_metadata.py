@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +256,62 @@ def test_a_killed_run_shows_abandoned_and_gc_cleans_up(repo: Any) -> None:
 
     (record,) = Repository().metadata.list_runs("killed")
     assert record.status == "abandoned" and record.pid == proc.pid
+
+
+@fault("metadata.lease-expired", fault="a run on another machine stops renewing its lease "
+       "(laptop closed, machine lost) for more than 5 minutes",
+       sees="`runs list` on any machine shows it `abandoned`; `runs gc` marks it", exit_code=0,
+       kept="its step records; a run whose lease is fresh stays `running`")
+def test_a_run_on_another_machine_whose_lease_expired_shows_abandoned(repo: Any) -> None:
+    import sqlalchemy as sa
+
+    from zenml_collab import Repository
+    from zenml_collab.core.metadata import models as m
+    from zenml_collab.core.metadata.liveness import LEASE_S
+    from zenml_collab.core.metadata.records import utcnow
+
+    lost = _pipeline("lost", ("numbers", {})).run()
+    alive = _pipeline("alive", ("numbers", {})).run()
+    store = Repository().metadata
+    now = utcnow()
+    with store.engine.begin() as conn:  # as a teammate's machine left them: running, elsewhere
+        for run_id, beat in ((lost.id, now - timedelta(seconds=LEASE_S + 60)),
+                             (alive.id, now - timedelta(seconds=5))):
+            conn.execute(sa.update(m.runs).where(m.runs.c.id == run_id).values(
+                status="running", hostname="teammates-laptop", pid=os.getpid(),
+                heartbeat_at=beat, finished_at=None))
+    listed = _main(repo.root, "runs", "list")
+    assert listed.returncode == 0, listed.stderr
+    rows = {name: next(line for line in listed.stdout.splitlines() if f" {name} " in line)
+            for name in ("lost", "alive")}
+    assert "abandoned" in rows["lost"] and "running" in rows["alive"], listed.stdout
+    gc = _main(repo.root, "runs", "gc")
+    assert gc.returncode == 0 and "1 abandoned marked" in gc.stdout, gc.stdout
+    records = {r.pipeline_name: r for r in Repository().metadata.list_runs()}
+    assert records["lost"].status == "abandoned" and "lease" in (records["lost"].error or "")
+    assert records["alive"].status == "running"
+    assert len(Repository().metadata.step_runs(lost.id)) == 1
+
+
+def test_a_running_run_renews_its_lease(repo: Any) -> None:
+    import sqlalchemy as sa
+
+    from zenml_collab import Repository
+    from zenml_collab.core.metadata import models as m
+    from zenml_collab.core.metadata.liveness import Heartbeat
+
+    run = _pipeline("renewing", ("numbers", {})).run()
+    store = Repository().metadata
+    before = store.get_run(run.id)
+    assert before is not None
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(m.runs).where(m.runs.c.id == run.id).values(status="running"))
+    beat = Heartbeat(lambda: store._beat(run.id), interval=0.05)
+    time.sleep(0.3)
+    beat.stop()
+    after = store.get_run(run.id)
+    assert after is not None and after.heartbeat_at is not None
+    assert before.heartbeat_at is not None and after.heartbeat_at > before.heartbeat_at
 
 
 @pytest.mark.mysql
