@@ -192,7 +192,29 @@ def rootfs_path() -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_rootfs(path, dists)
+    os.utime(path)  # in use: prune_stale keeps what was used recently
+    prune_stale(path)
     return path
+
+
+#: A rootfs of another dependency set (an upgrade, another interpreter sharing the cache)
+#: unused this long is deleted: each is ~800 MiB.
+STALE_AFTER_S = 7 * 24 * 3600.0
+
+
+def prune_stale(keep: Path, *, stale_after_s: float = STALE_AFTER_S) -> list[Path]:
+    """Delete the cached rootfs tars other than ``keep`` unused for ``stale_after_s``;
+    returns them. A build in progress writes a ``.tmp`` file, never matched here."""
+    removed = []
+    now = time.time()
+    for other in keep.parent.glob("*.tar"):
+        try:
+            if other != keep and now - other.stat().st_mtime > stale_after_s:
+                other.unlink()
+                removed.append(other)
+        except FileNotFoundError:
+            continue  # another process pruned it first
+    return removed
 
 
 def ensure_base_image(client: Any) -> str:
