@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -38,7 +39,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from zenml_collab.config import MetadataConfig
     from zenml_collab.core.backends.execute import execute_task
-    from zenml_collab.core.backends.source import SourceArchive, unpack_source
     from zenml_collab.core.backends.task import StepTask
     from zenml_collab.core.stores import open_artifact_store, open_metadata_store
     from zenml_collab.errors import CollabError
@@ -51,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         metadata = open_metadata_store(metadata_cfg, workdir)
         metadata.check_schema()
         artifacts = open_artifact_store(artifacts_uri, workdir)
-        if task.source:
-            unpack_source(SourceArchive.from_json(task.source), artifacts, src)
-        (src / ".collab").mkdir(parents=True, exist_ok=True)  # the repository root marker
+        _prepare_source(task, artifacts, src)
         os.chdir(src)
         sys.path.insert(0, str(src))
         refs = execute_task(task, metadata, artifacts)
@@ -67,6 +65,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _prepare_source(task: Any, artifacts: Any, src: Path) -> None:
+    """The run's code under ``src`` with its repository marker; on failure nothing is left."""
+    from zenml_collab.core.backends.source import SourceArchive, unpack_source
+    from zenml_collab.core.backends.task import WorkerError
+    from zenml_collab.errors import CollabError
+
+    try:
+        if task.source:
+            unpack_source(SourceArchive.from_json(task.source), artifacts, src)
+        (src / ".collab").mkdir(parents=True, exist_ok=True)  # the repository root marker
+    except (CollabError, OSError) as exc:
+        shutil.rmtree(src.parent, ignore_errors=True)
+        if isinstance(exc, CollabError):
+            raise
+        raise WorkerError(f"the source archive cannot be laid out: {exc}",
+                          "re-run the pipeline from a clean checkout; nothing was executed"
+                          ) from None
+
+
 def _stores(config: Any) -> tuple[Any, str]:
     """The stores the launcher names: (metadata settings, artifact store URI)."""
     from pydantic import ValidationError
@@ -75,7 +92,10 @@ def _stores(config: Any) -> tuple[Any, str]:
 
     try:
         stores = json.loads(_stores_json())
-        return config.model_validate(stores["metadata"]), str(stores["artifacts"])
+        artifacts = stores["artifacts"]
+        if not isinstance(artifacts, str) or not artifacts.strip():
+            raise ValueError("the artifact store must be a non-empty URI or path")
+        return config.model_validate(stores["metadata"]), artifacts
     except (ValueError, TypeError, KeyError, ValidationError) as exc:
         detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else repr(exc)
         raise WorkerError(f"the store settings given to this worker are malformed ({detail})",

@@ -145,3 +145,14 @@ def test_push_image_of_a_tag_with_a_registry_port_and_no_version_pushes_latest(
     with urllib.request.urlopen(f"http://{registry}/v2/collab/unversioned/tags/list",
                                 timeout=10) as response:
         assert json.loads(response.read())["tags"] == ["latest"]
+
+
+@pytest.mark.parametrize("tag", ["steps@sha256:" + "a" * 64,
+                                 "127.0.0.1:5000/steps@sha256:" + "a" * 64,
+                                 "team/steps:", ":v1"])
+def test_a_digest_or_an_empty_version_is_refused_before_any_push(tag: str) -> None:
+    from zenml_collab.core.backends.image import split_tag
+    from zenml_collab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot push"):
+        split_tag(tag)

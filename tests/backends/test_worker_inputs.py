@@ -3,6 +3,7 @@ give a named error and the worker's exit code, never a traceback, and nothing is
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,7 +46,11 @@ def _archive(store: LocalArtifactStore, data: bytes) -> SourceArchive:
     _tar({"steps.py": b"x = 1\n"})[:700],  # truncated mid-member
     _tar({"../outside.py": b"import os\n"}),
     _tar({}, link="/etc/passwd"),
-], ids=["garbage", "truncated", "dotdot", "symlink-out"])
+    gzip.compress(_tar({"steps.py": b"x = 1\n"}))[:300],  # compressed (never written), cut
+    _tar({"pkg": b"a file", "pkg/mod.py": b"x = 1\n"}),  # a file where a directory goes
+    _tar({"a" * 300 + ".py": b"x = 1\n"}),  # a name the file system refuses
+], ids=["garbage", "truncated", "dotdot", "symlink-out", "gzip-cut", "file-then-dir",
+        "name-too-long"])
 def test_a_broken_or_hostile_source_archive_is_refused_by_name(tmp_path: Path,
                                                                data: bytes) -> None:
     store = LocalArtifactStore(tmp_path / "artifacts")
@@ -63,6 +69,19 @@ def test_an_absolute_member_lands_inside_the_work_tree(tmp_path: Path) -> None:
     assert not Path("/tmp/collab-evil-member.py").exists()
 
 
+def test_a_source_that_cannot_be_laid_out_leaves_no_work_tree(tmp_path: Path) -> None:
+    from zenml_collab.core.backends.task import StepTask
+    from zenml_collab.worker import _prepare_source
+
+    store = LocalArtifactStore(tmp_path / "artifacts")
+    archive = _archive(store, _tar({".collab": b"a file where the marker directory goes"}))
+    task = StepTask.from_arg(_task_arg(source=archive.to_json()))
+    workdir = tmp_path / "collab-worker-x"
+    with pytest.raises(WorkerError, match="cannot be laid out"):
+        _prepare_source(task, store, workdir / "src")
+    assert not workdir.exists()
+
+
 def test_a_malformed_list_of_deleted_files_is_refused(tmp_path: Path) -> None:
     from zenml_collab.core.backends.source import DELETED
 
@@ -72,13 +91,13 @@ def test_a_malformed_list_of_deleted_files_is_refused(tmp_path: Path) -> None:
         unpack_source(_archive(store, data), store, tmp_path / "src")
 
 
-def _task_arg() -> str:
+def _task_arg(source: dict[str, Any] | None = None) -> str:
     from zenml_collab.core.backends.task import StepTask
 
     return StepTask(run_id="0" * 32, pipeline_name="p", step_name="s", step_path="m:f",
                     position=0, cache_key="0" * 64, code_hash="0" * 64, params={}, inputs={},
                     input_hashes={}, output_names=("output",), reason="new",
-                    backend="docker").to_arg()
+                    backend="docker", source=source or {}).to_arg()
 
 
 @pytest.mark.parametrize("settings", [
@@ -86,7 +105,11 @@ def _task_arg() -> str:
     json.dumps({"artifacts": "x"}),
     json.dumps({"metadata": {"kind": "oracle"}, "artifacts": "x"}),
     json.dumps(["a", "list"]),
-], ids=["not-json", "no-metadata", "bad-kind", "a-list"])
+    json.dumps({"metadata": {"kind": "sqlite"}, "artifacts": None}),
+    json.dumps({"metadata": {"kind": "sqlite"}, "artifacts": {"uri": "gs://b"}}),
+    json.dumps({"metadata": {"kind": "sqlite"}, "artifacts": " "}),
+], ids=["not-json", "no-metadata", "bad-kind", "a-list", "artifacts-null", "artifacts-object",
+        "artifacts-blank"])
 def test_malformed_store_settings_are_a_named_worker_error(
         monkeypatch: pytest.MonkeyPatch, settings: str) -> None:
     from zenml_collab.config import MetadataConfig

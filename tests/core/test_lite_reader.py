@@ -146,3 +146,31 @@ def test_reading_a_run_in_a_fresh_process_imports_no_sqlalchemy(tmp_repo: TmpRep
                               [str(HERE), os.environ.get("PYTHONPATH", "")])})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "STEPS 3 SQLALCHEMY False" in done.stdout
+
+
+def test_a_driver_error_after_opening_is_the_full_stores_named_error(tmp_repo: TmpRepo) -> None:
+    from zenml_collab.dberrors import DbStoreError
+
+    run = chain("chain", 2).run(Repository())
+    reader = open_lite(_db(tmp_repo.root), expected_store_id=None)
+    assert reader is not None
+    # What a newer client's migration looks like halfway: a table renamed, revision unchanged.
+    with sqlite3.connect(_db(tmp_repo.root)) as conn:
+        conn.execute("ALTER TABLE step_runs RENAME TO step_runs_old")
+    try:
+        with pytest.raises(DbStoreError, match="no such table: step_runs"):
+            reader.step_runs(run.id)
+    finally:
+        reader.close()
+
+
+def test_opening_the_full_store_closes_the_lite_connection(tmp_repo: TmpRepo) -> None:
+    chain("chain", 2).run(Repository())
+    repo = Repository()
+    lite_reader = repo.reader
+    assert isinstance(lite_reader, LiteReader)
+    assert isinstance(repo.metadata, MetadataStore)
+    assert repo.reader is repo.metadata
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        lite_reader._conn.execute("SELECT 1")
+    repo.close()

@@ -263,23 +263,16 @@ def test_a_killed_run_shows_abandoned_and_gc_cleans_up(repo: Any) -> None:
        sees="`runs list` on any machine shows it `abandoned`; `runs gc` marks it", exit_code=0,
        kept="its step records; a run whose lease is fresh stays `running`")
 def test_a_run_on_another_machine_whose_lease_expired_shows_abandoned(repo: Any) -> None:
-    import sqlalchemy as sa
-
     from zenml_collab import Repository
-    from zenml_collab.core.metadata import models as m
     from zenml_collab.core.metadata.liveness import LEASE_S
     from zenml_collab.core.metadata.records import utcnow
 
     lost = _pipeline("lost", ("numbers", {})).run()
     alive = _pipeline("alive", ("numbers", {})).run()
-    store = Repository().metadata
-    now = utcnow()
-    with store.engine.begin() as conn:  # as a teammate's machine left them: running, elsewhere
-        for run_id, beat in ((lost.id, now - timedelta(seconds=LEASE_S + 60)),
-                             (alive.id, now - timedelta(seconds=5))):
-            conn.execute(sa.update(m.runs).where(m.runs.c.id == run_id).values(
-                status="running", hostname="teammates-laptop", pid=os.getpid(),
-                heartbeat_at=beat, finished_at=None))
+    with Repository() as repository:
+        _leave_running(repository.metadata, {
+            lost.id: utcnow() - timedelta(seconds=LEASE_S + 60),
+            alive.id: utcnow() - timedelta(seconds=5)})
     listed = _main(repo.root, "runs", "list")
     assert listed.returncode == 0, listed.stderr
     rows = {name: next(line for line in listed.stdout.splitlines() if f" {name} " in line)
@@ -287,10 +280,24 @@ def test_a_run_on_another_machine_whose_lease_expired_shows_abandoned(repo: Any)
     assert "abandoned" in rows["lost"] and "running" in rows["alive"], listed.stdout
     gc = _main(repo.root, "runs", "gc")
     assert gc.returncode == 0 and "1 abandoned marked" in gc.stdout, gc.stdout
-    records = {r.pipeline_name: r for r in Repository().metadata.list_runs()}
+    with Repository() as repository:
+        records = {r.pipeline_name: r for r in repository.metadata.list_runs()}
+        assert len(repository.metadata.step_runs(lost.id)) == 1
     assert records["lost"].status == "abandoned" and "lease" in (records["lost"].error or "")
     assert records["alive"].status == "running"
-    assert len(Repository().metadata.step_runs(lost.id)) == 1
+
+
+def _leave_running(store: Any, heartbeats: dict[str, Any]) -> None:
+    """Mark runs ``running`` on a teammate's machine, last renewed at the given times."""
+    import sqlalchemy as sa
+
+    from zenml_collab.core.metadata import models as m
+
+    with store.engine.begin() as conn:
+        for run_id, beat in heartbeats.items():
+            conn.execute(sa.update(m.runs).where(m.runs.c.id == run_id).values(
+                status="running", hostname="teammates-laptop", pid=os.getpid(),
+                heartbeat_at=beat, finished_at=None))
 
 
 def test_a_running_run_renews_its_lease(repo: Any) -> None:
@@ -301,15 +308,17 @@ def test_a_running_run_renews_its_lease(repo: Any) -> None:
     from zenml_collab.core.metadata.liveness import Heartbeat
 
     run = _pipeline("renewing", ("numbers", {})).run()
-    store = Repository().metadata
-    before = store.get_run(run.id)
-    assert before is not None
-    with store.engine.begin() as conn:
-        conn.execute(sa.update(m.runs).where(m.runs.c.id == run.id).values(status="running"))
-    beat = Heartbeat(lambda: store._beat(run.id), interval=0.05)
-    time.sleep(0.3)
-    beat.stop()
-    after = store.get_run(run.id)
+    with Repository() as repository:
+        store = repository.metadata
+        before = store.get_run(run.id)
+        assert before is not None
+        with store.engine.begin() as conn:
+            conn.execute(sa.update(m.runs).where(m.runs.c.id == run.id).values(
+                status="running"))
+        beat = Heartbeat(lambda: store._beat(run.id), interval=0.05)
+        time.sleep(0.3)
+        beat.stop()
+        after = store.get_run(run.id)
     assert after is not None and after.heartbeat_at is not None
     assert before.heartbeat_at is not None and after.heartbeat_at > before.heartbeat_at
 

@@ -77,6 +77,7 @@ class Repository:
             store.outbox_dir = self.root / LOCAL_DIR / "outbox"
             store.deliver_deferred()
             self._metadata = store
+            self._close_reader()  # the full store answers the reads from now on
         return self._metadata
 
     @property
@@ -95,6 +96,25 @@ class Repository:
             self._reader = open_metadata_reader(self.settings.metadata, self.root) \
                 or self.metadata
         return self._reader
+
+    def _close_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        close = getattr(reader, "close", None)
+        if close is not None and reader is not self._metadata:
+            close()
+
+    def close(self) -> None:
+        """Close the metadata store's connections now (a long-lived process, a test)."""
+        self._close_reader()
+        metadata, self._metadata = self._metadata, None
+        if metadata is not None:
+            metadata.close()
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def artifacts(self) -> ArtifactStore:

@@ -16,6 +16,7 @@ import ast
 import functools
 import hashlib
 import inspect
+import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,44 @@ def _normalised_source_hash(obj: Any) -> str:
         code = getattr(obj, "__code__", None)
         text = _code_fingerprint(code) if code is not None else f"{obj.__module__}.{obj.__qualname__}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+SourceStamp = tuple[str, str] | None
+
+
+def _source_stamp(obj: Any) -> SourceStamp:
+    """(file, digest of its bytes) of the file defining ``obj``, now; ``None`` without a file.
+
+    The bytes, not the modification time: two saves within the file system's time resolution
+    would look unchanged. A steps file is small; reading it is microseconds.
+    """
+    code = getattr(obj, "__code__", None)
+    file = code.co_filename if code is not None else getattr(
+        sys.modules.get(getattr(obj, "__module__", "")), "__file__", None)
+    if not file:
+        return None
+    try:
+        with open(file, "rb") as fh:
+            return str(file), hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _hash_unchanged(obj: Any, stamp: SourceStamp) -> str:
+    """The code hash of ``obj``, read from its file only if the file is still what was imported.
+
+    The hash is computed when first needed (a view of a recorded pipeline never needs it), not
+    at import: were the file edited in between (a notebook that did not reload its module),
+    the hash of the new source would be recorded for the old code that runs, and the cache
+    would serve the old code's outputs to the new code.
+    """
+    if stamp is not None and _source_stamp(obj) != stamp:
+        raise PipelineError(
+            f"{stamp[0]} changed after step {obj.__qualname__!r} was imported: the code that "
+            "would run is not the code in the file",
+            "import it again (restart the notebook kernel, or importlib.reload the module) "
+            "and build the pipeline again")
+    return _normalised_source_hash(obj)
 
 
 def _code_fingerprint(code: Any) -> str:
@@ -102,6 +141,7 @@ class Step:
         self.allow_pickle = allow_pickle
         self.output_names = tuple(outputs) if outputs else (DEFAULT_OUTPUT,)
         self.signature = inspect.signature(func)
+        self._stamp = _source_stamp(func)  # at import: see _hash_unchanged
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -116,7 +156,7 @@ class Step:
 
         return StepImpl(
             import_path=import_path_of(self.func),
-            hash_code=lambda: _normalised_source_hash(self.func),
+            hash_code=lambda: _hash_unchanged(self.func, self._stamp),
             output_names=self.output_names,
             input_names=tuple(self.signature.parameters),
             allow_pickle=self.allow_pickle,
@@ -141,6 +181,11 @@ class BaseStep:
     OUTPUTS: ClassVar[tuple[str, ...]] = (DEFAULT_OUTPUT,)
     INPUTS: ClassVar[tuple[str, ...]] = ()
     ALLOW_PICKLE: ClassVar[bool] = False
+    _collab_source_stamp: ClassVar[SourceStamp] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._collab_source_stamp = _source_stamp(cls)  # at import: see _hash_unchanged
 
     def __init__(self, **params: Any) -> None:
         check_params(type(self).__name__, params)
@@ -172,8 +217,9 @@ def _class_impl(cls: type[BaseStep]) -> StepImpl:
     own = [k for k in cls.__mro__ if k not in (BaseStep, object)]
 
     def code_hash() -> str:
-        return hashlib.sha256(
-            "".join(_normalised_source_hash(k) for k in own).encode()).hexdigest()
+        return hashlib.sha256("".join(
+            _hash_unchanged(k, k.__dict__.get("_collab_source_stamp")) for k in own
+        ).encode()).hexdigest()
 
     def call(params: dict[str, Any], inputs: dict[str, Any]) -> Any:
         return cls(**params).run(**inputs)

@@ -189,10 +189,13 @@ def rootfs_path() -> Path:
     """The cached rootfs tar for this interpreter and these dependencies (built if missing)."""
     dists = requirement_closure()
     path = cache_dir() / f"{cache_key(dists)}.tar"
-    if not path.exists():
+    try:
+        os.utime(path)  # in use: prune_stale keeps what was used recently
+    except FileNotFoundError:  # not built yet (or pruned by another interpreter just now)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_rootfs(path, dists)
-    os.utime(path)  # in use: prune_stale keeps what was used recently
+    except PermissionError:
+        pass  # a read-only shared cache: use it, leave its pruning to its owner
     prune_stale(path)
     return path
 
@@ -212,8 +215,8 @@ def prune_stale(keep: Path, *, stale_after_s: float = STALE_AFTER_S) -> list[Pat
             if other != keep and now - other.stat().st_mtime > stale_after_s:
                 other.unlink()
                 removed.append(other)
-        except FileNotFoundError:
-            continue  # another process pruned it first
+        except OSError:
+            continue  # another process pruned it first, or the cache is not ours to prune
     return removed
 
 

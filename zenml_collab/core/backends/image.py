@@ -146,10 +146,20 @@ def build_image(client: DockerClient, repo_root: Path, *, tag: str = DEFAULT_TAG
 
 def split_tag(tag: str) -> tuple[str, str]:
     """``registry:5000/team/image:v1`` -> (``registry:5000/team/image``, ``v1``); a tag
-    without a version is ``latest`` (the colon of a registry's port is not a version)."""
+    without a version is ``latest`` (the colon of a registry's port is not a version).
+
+    A digest (``image@sha256:...``) names content, not a place to push to; an empty version
+    (``image:``) would make docker push every tag of the repository: both are refused.
+    """
+    if "@" in tag:
+        raise ConfigError(f"cannot push {tag!r}: it is a digest, not a tag",
+                          "tag the image (REGISTRY/REPOSITORY/IMAGE:VERSION) and push that")
     repository, colon, version = tag.rpartition(":")
     if not colon or "/" in version:
         return tag, "latest"
+    if not version or not repository:
+        raise ConfigError(f"cannot push {tag!r}: its version is empty",
+                          "use REGISTRY/REPOSITORY/IMAGE:VERSION, or no ':' for latest")
     return repository, version
 
 

@@ -118,10 +118,13 @@ def unpack_source(archive: SourceArchive, artifacts: ArtifactStore, dest: Path) 
         if not isinstance(data, bytes):
             raise WorkerError("the source archive is not a byte artifact", "re-run the pipeline")
         try:
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+            # Plain tar only (what pack_source writes): no decompression to bomb or fail.
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
                 # "data" refuses absolute paths, "..", links out of dest and device files.
                 tar.extractall(dest, filter="data")
-        except tarfile.TarError as exc:  # not a tar, truncated, or a member "data" refuses
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            # Not a tar, truncated, a member "data" refuses, or one the file system refuses
+            # (a name too long, a file where a directory goes, a link loop).
             raise WorkerError(
                 f"the source archive {ref.hash[:12]} cannot be unpacked: {exc}",
                 "it was not written by `collab run` (a broken or hostile client): re-run the "

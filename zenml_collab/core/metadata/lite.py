@@ -96,10 +96,19 @@ class LiteReader:
         self._conn = conn
         self.description = description
 
+    def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[Any]]:
+        """Run one read; a driver error leaves as the full store's classified error."""
+        try:
+            cursor = self._conn.execute(sql, tuple(params))
+            return [d[0] for d in cursor.description], cursor.fetchall()
+        except sqlite3.Error as exc:
+            from zenml_collab.dberrors import db_error
+
+            raise db_error(exc, f"the metadata store {self.description}") from None
+
     def _rows(self, sql: str, params: Sequence[Any]) -> list[_Row]:
-        cursor = self._conn.execute(sql, tuple(params))
-        names = [d[0] for d in cursor.description]
-        return [_Row(names, values) for values in cursor.fetchall()]
+        names, rows = self._fetch(sql, params)
+        return [_Row(names, values) for values in rows]
 
     def get_pipeline(self, name: str) -> PipelineRecord | None:
         rows = self._rows(_PIPELINE, (name,))
@@ -124,7 +133,7 @@ class LiteReader:
         return [_step_record(row) for row in self._rows(_STEP_RUNS, (run_id,))]
 
     def cached_outputs(self, cache_key: str) -> dict[str, Any] | None:
-        rows = self._conn.execute(_CACHE_ENTRY, (cache_key,)).fetchall()
+        _, rows = self._fetch(_CACHE_ENTRY, (cache_key,))
         if not rows or rows[0][0] is None:
             return None
         return outputs_object(rows[0][0], cache_key)
@@ -136,14 +145,20 @@ class LiteReader:
 def open_lite(path: Path, *, expected_store_id: str | None) -> LiteReader | None:
     """A :class:`LiteReader` on the SQLite database at ``path`` if it is a current store (of
     identity ``expected_store_id`` when one is expected); ``None`` otherwise."""
-    if not path.is_file():
-        return None  # never create the database here: the full store initialises it
+    if not path.is_file() or sqlite3.threadsafety != 3:
+        # Never create the database here (the full store initialises it); and share one
+        # connection between threads only where the library is built serialized.
+        return None
     try:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        # A short wait to open: a store locked by a writer gets the full store, which waits
+        # and explains; reads, once open, wait like the full store's (30 s).
+        conn = sqlite3.connect(path, timeout=0.5, isolation_level=None,
+                               check_same_thread=False)
     except sqlite3.Error:
         return None
     try:
         revision, store_id = conn.execute(_OPEN).fetchone()
+        conn.execute("PRAGMA busy_timeout = 30000")
     except sqlite3.Error:
         conn.close()  # no such table (empty, foreign, pre-0004), locked, corrupt
         return None
