@@ -148,12 +148,16 @@ def apply(clients: GcpClients, plan_: Plan, on_progress: ProgressCallback | None
                         poll=clients.poll_interval)
     if req.compute == "vertex":  # the runner account exists before any binding names it
         compute.apply_resources(clients, plan_, report)
+    # IAM may take a minute or two to accept the runner account as a member: each policy that
+    # names it waits (once announced), and a re-run resumes if even that was not enough.
+    new_accounts = compute.propagation(req, report)
     _apply_instance(clients, plan_, report)
     passwords = _apply_sql_contents(clients, plan_, report)
     project_wanted = _wanted(plan_.bindings, "project")
     if project_wanted:
         report(Progress("project IAM", "granting " + ", ".join(sorted(project_wanted))))
-        projects.add_bindings(clients.projects, req.project, project_wanted, retry=clients.retry)
+        projects.add_bindings(clients.projects, req.project, project_wanted, retry=clients.retry,
+                              propagation=new_accounts)
     (bucket,) = plan_.resource("bucket")
     if bucket.action == "create":
         report(Progress(f"bucket gs://{bucket.name}", f"creating in {req.region}"))
@@ -168,9 +172,9 @@ def apply(clients: GcpClients, plan_: Plan, on_progress: ProgressCallback | None
         report(Progress(f"bucket gs://{bucket.name}", "granting " + ", ".join(
             sorted(bucket_wanted))))
         buckets.add_bucket_bindings(clients.storage, bucket.name, bucket_wanted,
-                                    retry=clients.retry)
+                                    retry=clients.retry, propagation=new_accounts)
     if req.compute == "vertex":
-        compute.apply_bindings(clients, plan_, report)
+        compute.apply_bindings(clients, plan_, report, new_accounts)
     # Last: the one step that talks to MySQL itself (port 3307 may be blocked where the admin
     # sits), so when it fails everything else is in place and `--regrant` is all that is left.
     # In the same login: the metadata store's schema and identity (for collab.yaml).

@@ -32,6 +32,7 @@ from zenml_collab.actions.bootstrap.model import (
     ServiceState,
 )
 from zenml_collab.errors import PermissionDeniedError
+from zenml_collab.google.propagation import WAITING, Propagation, seconds
 from zenml_collab.infra.gcp import compute, projects, services
 from zenml_collab.infra.gcp.clients import GcpClients
 from zenml_collab.infra.gcp.permissions import grant_command, normalise_member
@@ -66,6 +67,18 @@ def repository_name(req: BootstrapRequest) -> str:
 def registry_path(req: BootstrapRequest) -> str:
     """Where step images go: ``REGION-docker.pkg.dev/PROJECT/REPOSITORY``."""
     return f"{req.region}-docker.pkg.dev/{req.project}/{req.repository}"
+
+
+def propagation(req: BootstrapRequest, report: ProgressCallback) -> Propagation | None:
+    """The runner account as a new service account IAM may not know yet (``--compute vertex``):
+    every binding that names it waits until IAM does, telling the admin once why."""
+    if req.compute != "vertex":
+        return None
+
+    def waiting(email: str, window: float) -> None:
+        report(Progress(f"service account {email}", f"{WAITING}; up to {seconds(window)} s"))
+
+    return Propagation([runner_email(req)], on_wait=waiting)
 
 
 def with_runner(req: BootstrapRequest) -> BootstrapRequest:
@@ -188,7 +201,8 @@ def apply_resources(clients: GcpClients, plan_: Plan, report: ProgressCallback) 
                                                    retry=clients.retry)
 
 
-def apply_bindings(clients: GcpClients, plan_: Plan, report: ProgressCallback) -> None:
+def apply_bindings(clients: GcpClients, plan_: Plan, report: ProgressCallback,
+                   new_accounts: Propagation | None = None) -> None:
     """The repository's and the runner account's own IAM bindings (only there)."""
     req = plan_.request
     on_repo, on_account = _wanted(plan_, "repository"), _wanted(plan_, "service_account")
@@ -199,9 +213,9 @@ def apply_bindings(clients: GcpClients, plan_: Plan, report: ProgressCallback) -
             report(Progress(f"repository {req.repository}",
                             "granting " + ", ".join(sorted(on_repo))))
             compute.add_repository_bindings(registry, repository_name(req), on_repo,
-                                            retry=clients.retry)
+                                            retry=clients.retry, propagation=new_accounts)
         if on_account:
             report(Progress(f"service account {runner_email(req)}",
                             "granting " + ", ".join(sorted(on_account))))
             compute.add_service_account_bindings(iam, runner_email(req), on_account,
-                                                 retry=clients.retry)
+                                                 retry=clients.retry, propagation=new_accounts)

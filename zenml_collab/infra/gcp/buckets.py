@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zenml_collab.errors import CollabError
+from zenml_collab.google.propagation import Propagation, write_policy
 from zenml_collab.infra.gcp.errors import translate
 from zenml_collab.infra.gcp.retry import RetryPolicy, call_with_retry, status_of
 
@@ -131,8 +132,16 @@ def missing_bucket_bindings(client: Any, name: str, wanted: Mapping[str, Iterabl
 
 
 def add_bucket_bindings(client: Any, name: str, wanted: Mapping[str, Iterable[str]], *,
-                        retry: RetryPolicy | None = None) -> bool:
-    """Grant ``{role: [members]}`` on the bucket (read-modify-write, etag retry on 412)."""
+                        retry: RetryPolicy | None = None,
+                        propagation: Propagation | None = None) -> bool:
+    """Grant ``{role: [members]}`` on the bucket (read-modify-write, etag retry on 412); a new
+    service account of ``propagation`` that IAM does not know yet is waited for."""
+    return write_policy(lambda: _add_bucket_bindings_once(client, name, wanted, retry),
+                        propagation, f"gs://{name}")
+
+
+def _add_bucket_bindings_once(client: Any, name: str, wanted: Mapping[str, Iterable[str]],
+                              retry: RetryPolicy | None) -> bool:
     for _ in range(ETAG_ATTEMPTS):
         policy = get_bucket_policy(client, name, retry=retry)
         missing = _missing(policy, wanted)

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from zenml_collab.errors import CollabError
+from zenml_collab.google.propagation import Propagation, write_policy
 from zenml_collab.infra.gcp.errors import translate
 from zenml_collab.infra.gcp.retry import RetryPolicy, call_with_retry, status_of
 
@@ -123,8 +124,16 @@ def create_repository(client: Any, project: str, region: str, repository: str, *
 
 
 def _add_bindings(get: Callable[[], dict[str, Any]], put: Callable[[dict[str, Any]], Any],
-                  wanted: Mapping[str, Iterable[str]], what: str) -> bool:
-    """Read-modify-write of a resource IAM policy (etag-guarded); whether it changed."""
+                  wanted: Mapping[str, Iterable[str]], what: str,
+                  propagation: Propagation | None) -> bool:
+    """Read-modify-write of a resource IAM policy (etag-guarded); whether it changed. A new
+    service account of ``propagation`` that IAM does not know yet is waited for, re-reading
+    the policy before each new write."""
+    return write_policy(lambda: _add_bindings_once(get, put, wanted, what), propagation, what)
+
+
+def _add_bindings_once(get: Callable[[], dict[str, Any]], put: Callable[[dict[str, Any]], Any],
+                       wanted: Mapping[str, Iterable[str]], what: str) -> bool:
     for _ in range(ETAG_ATTEMPTS):
         policy = get()
         bindings = {b["role"]: list(b.get("members", [])) for b in policy.get("bindings", [])
@@ -165,7 +174,8 @@ def repository_bindings(client: Any, name: str, *, retry: RetryPolicy | None = N
 
 
 def add_repository_bindings(client: Any, name: str, wanted: Mapping[str, Iterable[str]], *,
-                            retry: RetryPolicy | None = None) -> bool:
+                            retry: RetryPolicy | None = None,
+                            propagation: Propagation | None = None) -> bool:
     """Grant ``{role: [members]}`` on the repository only; whether its policy changed."""
     repos = client.projects().locations().repositories()
     project = name.split("/")[1]
@@ -185,7 +195,7 @@ def add_repository_bindings(client: Any, name: str, wanted: Mapping[str, Iterabl
             raise translate(exc, action="update the repository's IAM policy", resource=name,
                             project=project) from exc
 
-    return _add_bindings(get, put, wanted, name)
+    return _add_bindings(get, put, wanted, name, propagation)
 
 
 @dataclass(frozen=True)
@@ -260,7 +270,8 @@ def create_service_account(client: Any, project: str, account_id: str, display_n
 
 
 def add_service_account_bindings(client: Any, email: str, wanted: Mapping[str, Iterable[str]],
-                                 *, retry: RetryPolicy | None = None) -> bool:
+                                 *, retry: RetryPolicy | None = None,
+                                 propagation: Propagation | None = None) -> bool:
     """Grant ``{role: [members]}`` on the service account only; whether it changed."""
     accounts = client.projects().serviceAccounts()
     resource = f"projects/-/serviceAccounts/{email}"
@@ -280,7 +291,7 @@ def add_service_account_bindings(client: Any, email: str, wanted: Mapping[str, I
             raise translate(exc, action="update the service account's IAM policy",
                             resource=resource, project=None) from exc
 
-    return _add_bindings(get, put, wanted, email)
+    return _add_bindings(get, put, wanted, f"service account {email}", propagation)
 
 
 def service_account_bindings(client: Any, email: str, *, retry: RetryPolicy | None = None

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from zenml_collab.errors import CollabError
+from zenml_collab.google.propagation import Propagation, write_policy
 from zenml_collab.infra.gcp.errors import translate
 from zenml_collab.infra.gcp.retry import RetryPolicy, call_with_retry, status_of
 
@@ -102,13 +103,22 @@ def merge_bindings(policy: Any, wanted: Mapping[str, Iterable[str]]) -> bool:
 
 
 def add_bindings(client: Any, project: str, wanted: Mapping[str, Iterable[str]], *,
-                 retry: RetryPolicy | None = None) -> bool:
+                 retry: RetryPolicy | None = None,
+                 propagation: Propagation | None = None) -> bool:
     """Grant ``{role: [members]}`` on ``project``; returns whether the policy changed.
 
     Read-modify-write: a concurrent edit makes ``setIamPolicy`` fail on the etag (409
     ABORTED); we then re-read and merge again, so the other edit survives. Nothing is written
-    when every binding is already there.
+    when every binding is already there. A member among ``propagation``'s new service accounts
+    that IAM does not know yet is waited for (:mod:`zenml_collab.google.propagation`),
+    re-reading the policy before each new write.
     """
+    return write_policy(lambda: _add_bindings_once(client, project, wanted, retry),
+                        propagation, f"project {project}")
+
+
+def _add_bindings_once(client: Any, project: str, wanted: Mapping[str, Iterable[str]],
+                       retry: RetryPolicy | None) -> bool:
     from google.api_core import exceptions as core
 
     for _ in range(ETAG_ATTEMPTS):

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 from zenml_collab.testing.fake_gcp import server
 from zenml_collab.testing.fake_gcp.auth import Authority
 from zenml_collab.testing.fake_gcp.faults import Fault, FaultTable
+from zenml_collab.testing.fake_gcp.propagation import PropagationDelay
 from zenml_collab.testing.fake_gcp.state import Instance, Project, SqlUser, World
 from zenml_collab.testing.fake_gcp.tls_front import CertGrant, CertificateAuthority, TlsFront
 
@@ -52,6 +53,7 @@ class FakeGCP:
         self.world = World()
         self.authority = Authority()
         self.faults = FaultTable()
+        self.iam_propagation = PropagationDelay()  # off until delay_iam_propagation()
         self.requests: list[server.LoggedRequest] = []
         self.violations: list[str] = []
         self.operation_polls: dict[str, int] = {"CREATE": 2}
@@ -183,6 +185,18 @@ class FakeGCP:
         if drop or expire_token:
             status = None if status == 503 else status
         return self.faults.add(Fault(pattern, status, times, latency, drop, expire_token))
+
+    def delay_iam_propagation(self, writes: int = 0, seconds: float = 0.0) -> PropagationDelay:
+        """Make IAM eventually consistent: a service account created through the fake is
+        refused as a new member of any IAM policy (400 "Service account X does not exist.")
+        for its first ``writes`` policy writes and while younger than ``seconds``.
+
+        ``fake.delay_iam_propagation(writes=2)`` fails the first two writes naming each new
+        account; ``.settle()`` on the result makes every account known at once.
+        """
+        with self.world.lock:
+            self.iam_propagation.writes, self.iam_propagation.seconds = writes, seconds
+            return self.iam_propagation
 
     def mutating_requests(self) -> list[server.LoggedRequest]:
         return [r for r in self.requests if r.mutating]

@@ -150,6 +150,7 @@ def set_iam_policy(fake: FakeGCP, call: Call) -> Reply:
     if etag and etag != project.policy.etag:
         raise errors.etag_conflict()
     check_roles_known(policy.get("bindings", []))
+    fake.iam_propagation.check(policy.get("bindings", []), project.policy.bindings)
     project.policy.replace(policy.get("bindings", []))
     return Reply(body=_policy_json(project.policy))
 

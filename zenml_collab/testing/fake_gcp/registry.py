@@ -181,6 +181,7 @@ def set_repo_policy(fake: FakeGCP, call: Call) -> Reply:
     if wanted.get("etag") and wanted["etag"] != repo.policy.etag:
         raise errors.etag_conflict()
     iam.check_roles_known(wanted.get("bindings", []))
+    fake.iam_propagation.check(wanted.get("bindings", []), repo.policy.bindings)
     repo.policy.replace(wanted.get("bindings", []))
     return Reply(body={"version": 1, "etag": repo.policy.etag,
                        "bindings": repo.policy.to_json()})
@@ -253,6 +254,7 @@ def create_account(fake: FakeGCP, call: Call) -> Reply:
         "etag": "MDEwMjE5MjA=", "oauth2ClientId": str(200000000000000000000 + len(accounts))}
     if fake.authority.member(email) is None:
         fake.authority.add_member(email, "serviceAccount")
+    fake.iam_propagation.account_created(email)  # a member of no policy yet, if delayed
     return Reply(body=accounts[email])
 
 

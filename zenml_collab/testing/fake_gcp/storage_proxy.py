@@ -223,6 +223,7 @@ class StorageProxy:
                                "not allowed since public access prevention is enforced.",
                                "conditionNotMet")
         iam.check_roles_known(bindings)
+        self._fake.iam_propagation.check(bindings, meta.policy.bindings, storage=True)
         meta.policy.replace(bindings)
         return Reply(body=_policy_json(meta))
 

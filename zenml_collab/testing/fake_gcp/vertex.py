@@ -315,6 +315,7 @@ def sa_set_policy(fake: FakeGCP, call: Call) -> Reply:
     if wanted.get("etag") and wanted["etag"] != policy.etag:
         raise errors.etag_conflict()
     iam.check_roles_known(wanted.get("bindings", []))
+    fake.iam_propagation.check(wanted.get("bindings", []), policy.bindings)
     policy.replace(wanted.get("bindings", []))
     return Reply(body={"version": 1, "etag": policy.etag, "bindings": policy.to_json()})
 
