@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from zenml_collab.config import MetadataConfig
 from zenml_collab.errors import ConfigError
-from zenml_collab.google.access import OwnedConnector
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from zenml_collab.google.access import GoogleAccess
 
-__all__ = ["OwnedConnector", "create_engine_for", "mysql_url", "sqlite_url"]
+__all__ = ["create_engine_for", "mysql_url", "sqlite_url"]
 
 log = logging.getLogger("zenml_collab.metadata")
 
