@@ -23,10 +23,9 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from zenml_collab.core import cache
-from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore
+from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore, Presence, presence_many
 from zenml_collab.core.metadata.batch import PriorStep
 from zenml_collab.core.pipeline import StepNode
 from zenml_collab.errors import CollabError
@@ -34,9 +33,6 @@ from zenml_collab.errors import CollabError
 log = logging.getLogger("zenml_collab.cache_plan")
 
 SOURCE_INPUT = "<source>"  # pseudo-input: the content a step reads from outside
-# Concurrent existence checks: enough that a pipeline's artifacts are checked in one round
-# trip of wall time; the GCS store keeps a connection pool this large.
-MAX_CHECKS_IN_FLIGHT = 64
 
 
 @dataclass(frozen=True)
@@ -122,64 +118,30 @@ def confirm(nodes: tuple[StepNode, ...], found: Mapping[str, Hit],
 class PresenceChecks:
     """The existence checks of the candidates' artifacts, in flight from construction.
 
-    On a remote store they run concurrently on a thread pool, so the caller can send its own
-    statements meanwhile (the run's start overlaps the checks: one round trip of wall time
-    for both); :meth:`result` waits for them.
+    On a remote store they are one background call of :func:`presence_many` (GCS: one batch
+    request per 100 artifacts), so the caller can send its own statements meanwhile (the
+    run's start overlaps the checks: one round trip of wall time for both); :meth:`result`
+    waits for it. A local store is asked when the result is wanted.
     """
 
     def __init__(self, artifacts: ArtifactStore, found: Mapping[str, Hit]) -> None:
         self._artifacts = artifacts
         refs = {ref.hash: ref for hit in found.values() for ref in hit.outputs.values()}
         self._refs = list(refs.values())
-        self._futures: list[Future[bool]] | None = None
-        if is_remote(artifacts) and len(self._refs) > 1:
-            _widen_pool(artifacts, MAX_CHECKS_IN_FLIGHT)
-            pool = ThreadPoolExecutor(max_workers=min(MAX_CHECKS_IN_FLIGHT, len(self._refs)),
-                                      thread_name_prefix="collab-presence")
-            self._futures = [pool.submit(_is_present, artifacts, ref) for ref in self._refs]
-            pool.shutdown(wait=False)  # the workers finish what was submitted, then exit
+        self._future: Future[dict[str, Presence]] | None = None
+        if self._refs and is_remote(artifacts):
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collab-presence")
+            self._future = pool.submit(presence_many, artifacts, self._refs)
+            pool.shutdown(wait=False)  # the worker finishes the call, then exits
 
     def result(self) -> dict[str, bool]:
-        if self._futures is None:
-            return {ref.hash: _is_present(self._artifacts, ref) for ref in self._refs}
-        return {ref.hash: future.result()
-                for ref, future in zip(self._refs, self._futures, strict=True)}
-
-
-def _is_present(artifacts: ArtifactStore, ref: ArtifactRef) -> bool:
-    # A store that tells corrupt from missing (``presence``) must say "present": a corrupt
-    # artifact is never a hit, and the per-step path reports why.
-    presence: Any = getattr(artifacts, "presence", None)
-    if presence is not None:
-        return str(getattr(presence(ref), "value", "")) == "present"
-    return artifacts.exists(ref)
+        # A corrupt artifact is never a hit: the per-step path re-executes and says why.
+        answers = (self._future.result() if self._future is not None
+                   else presence_many(self._artifacts, self._refs))
+        return {ref.hash: answers.get(ref.hash) is Presence.PRESENT for ref in self._refs}
 
 
 def is_remote(artifacts: ArtifactStore) -> bool:
     """Whether ``artifacts`` answers over the network (each request a round trip)."""
     return getattr(artifacts, "client", None) is not None or str(
         getattr(artifacts, "uri", "")).startswith("gs://")
-
-
-def _widen_pool(artifacts: ArtifactStore, size: int) -> None:
-    """Let ``size`` requests share the store's HTTP keep-alive pool (requests' default is 10).
-
-    Beyond the pool, every concurrent check would open (and pay the handshake of) a new
-    connection and urllib3 would warn about discarding it. A store may offer its own
-    ``ensure_connection_pool``; otherwise the storage client's session is widened once.
-    """
-    own = getattr(artifacts, "ensure_connection_pool", None)
-    if own is not None:
-        own(size)
-        return
-    session = getattr(getattr(artifacts, "client", None), "_http", None)
-    if session is None or not hasattr(session, "mount"):
-        return
-    if getattr(session, "_collab_pool_size", 0) >= size:
-        return
-    from requests.adapters import HTTPAdapter
-
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session._collab_pool_size = size

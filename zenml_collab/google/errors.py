@@ -91,6 +91,14 @@ class NotFoundError(CollabError):
     """The resource does not exist (or the caller may not see it)."""
 
 
+class MalformedResponseError(ValueError):
+    """An answer we refuse to read: not the format asked for, parts missing, or too large.
+
+    Raised by our own parsers of Google's wire formats (e.g. a batch response); like every
+    Google error it reaches the member through :func:`classify`, never as a traceback.
+    """
+
+
 def _body(exc: BaseException) -> dict[str, Any]:
     content = getattr(exc, "content", None)
     if isinstance(content, bytes | str):
@@ -164,7 +172,7 @@ def is_service_disabled(exc: BaseException) -> str | None:
 
 def is_google_error(exc: BaseException) -> bool:
     """Whether :func:`classify` knows ``exc`` (a Google, connector, auth or transport error)."""
-    if isinstance(exc, CollabError) or is_connection_error(exc):
+    if isinstance(exc, CollabError | MalformedResponseError) or is_connection_error(exc):
         return True
     if _connector_error(exc) is not None:
         return True
@@ -198,6 +206,11 @@ def classify(exc: BaseException, *, action: str, resource: str, project: str | N
         return CredentialsError(f"Google refused your credentials while trying to {action} "
                                 f"({resource}): {exc}", LOGIN_HINT)
     cause = _retry_cause(exc)
+    if isinstance(cause, MalformedResponseError):
+        return ConnectivityError(
+            f"cannot {action} ({resource}): the answer was malformed ({cause}); nothing was used",
+            "run the command again; if it keeps happening, check the network path to Google "
+            "(a proxy, VPN or antivirus rewriting traffic) or the emulator you point at")
     if is_connection_error(cause):
         return ConnectivityError(
             f"cannot reach Google Cloud to {action} ({resource}): {cause or type(cause).__name__}",

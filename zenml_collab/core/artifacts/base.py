@@ -18,6 +18,7 @@ import enum
 import json
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -128,6 +129,25 @@ class ArtifactStore(Protocol):
 
     def location(self, ref: ArtifactRef) -> str:
         """Where the artifact lives, for humans (a path or a gs:// URI)."""
+
+
+def presence_many(store: ArtifactStore, refs: Iterable[ArtifactRef]) -> dict[str, Presence]:
+    """What ``store`` says of each of ``refs`` (by hash), in as few requests as it can.
+
+    A store with its own ``presence_many`` (GCS: one batch request for up to 100 artifacts)
+    answers for all at once; any other is asked about each ref in turn, with ``presence``, or
+    ``exists`` if it cannot tell corrupt from missing.
+    """
+    own = getattr(store, "presence_many", None)
+    if own is not None:
+        return dict(own(refs))
+    one = getattr(store, "presence", None)
+    answers: dict[str, Presence] = {}
+    for ref in refs:
+        if ref.hash not in answers:
+            answers[ref.hash] = (one(ref) if one is not None
+                                 else Presence.PRESENT if store.exists(ref) else Presence.MISSING)
+    return answers
 
 
 def save_artifact(store: ArtifactStore, value: Any, *, allow_pickle: bool = False) -> ArtifactRef:

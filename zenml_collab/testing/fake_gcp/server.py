@@ -24,6 +24,7 @@ from zenml_collab.testing.fake_gcp import (
     registry,
     serviceusage,
     sqladmin,
+    storage_batch,
     vertex,
 )
 from zenml_collab.testing.fake_gcp.auth import TokenError
@@ -78,6 +79,9 @@ def dispatch(fake: FakeGCP, http_method: str, target: str, headers: dict[str, st
     path, query = split.path, parse_qs(split.query, keep_blank_values=True)
     if path == TOKEN_PATH and http_method == "POST":
         return _token(fake, path, raw_body)
+    if path == storage_batch.PATH and http_method == "POST":  # each part: the whole pipeline
+        return Outcome(*storage_batch.serve(headers, raw_body, lambda *call: _inner(fake, *call),
+                                            fake.violations))
     route = discovery.match(http_method, path)
     key = route.method.key if route else ""
     fault = fake.faults.take(key, http_method, path)
@@ -118,6 +122,12 @@ def dispatch(fake: FakeGCP, http_method: str, target: str, headers: dict[str, st
     except errors.GoogleError as exc:
         outcome = _json(exc.code, exc.body)
     return fake.log(http_method, path, outcome.status, member_email, route, outcome)
+
+
+def _inner(fake: FakeGCP, http_method: str, target: str, headers: dict[str, str],
+           raw_body: bytes) -> tuple[int, bytes, dict[str, str]]:
+    outcome = dispatch(fake, http_method, target, headers, raw_body)
+    return outcome.status, outcome.body, outcome.headers or {}
 
 
 def _token(fake: FakeGCP, path: str, raw_body: bytes) -> Outcome:
