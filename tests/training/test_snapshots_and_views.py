@@ -43,12 +43,12 @@ def build(name: str, *, model: str = "LogisticRegression", path: str = "data/dia
     return p
 
 
-def test_the_datasource_writes_an_immutable_parquet_snapshot_reused_by_later_pipelines(data_repo):
+def test_the_datasource_writes_an_immutable_arrow_snapshot_reused_by_later_pipelines(data_repo):
     first = build("one").run()
     ref = first["datasource"].outputs["output"]
-    assert ref.materializer == "pandas" and ref.files == ("data.parquet",)
-    snapshot = Path(Repository().artifacts.location(ref)) / "data.parquet"
-    pd.testing.assert_frame_equal(pd.read_parquet(snapshot),
+    assert ref.materializer == "pandas" and ref.files == ("data.arrow",)
+    snapshot = Path(Repository().artifacts.location(ref)) / "data.arrow"
+    pd.testing.assert_frame_equal(pd.read_feather(snapshot),
                                   pd.read_csv(data_repo.root / "data" / "diabetes.csv"))
     second = build("two", model="DecisionTreeClassifier", max_depth=3).run()
     assert second["datasource"].status == "cached"

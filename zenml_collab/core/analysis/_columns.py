@@ -72,10 +72,9 @@ def infer_type(series: pd.Series) -> FeatureType:
         return "bool"
     if kind in _NUMBER_KINDS:
         return "int" if _is_integral(values.to_numpy(dtype=float)) else "float"
-    if kind == "string":
-        distinct = len(pd.unique(values.to_numpy()))
-    else:
-        distinct = len(pd.unique(values.astype(str).to_numpy()))
+    # Counted on pandas' own arrays: text stays in Arrow, no Python string per value.
+    text = values.array if kind == "string" else values.astype(str).array
+    distinct = len(pd.unique(text))
     return "categorical" if distinct <= MAX_CATEGORIES else "string"
 
 
@@ -83,9 +82,10 @@ def infer_type(series: pd.Series) -> FeatureType:
 class ReadColumn:
     """A column read as one feature type.
 
-    ``values`` holds the readable, non-missing values (floats for numeric types, strings for
-    categorical/string/bool, ``datetime64`` for datetime); ``missing`` counts nulls; ``invalid``
-    counts non-null values that cannot be read as the type, ``invalid_examples`` shows a few.
+    ``values`` holds the readable, non-missing values (floats for numeric types, a pandas string
+    array for categorical/string, the strings "True"/"False" for bool, ``datetime64`` for
+    datetime); ``missing`` counts nulls; ``invalid`` counts non-null values that cannot be read
+    as the type, ``invalid_examples`` shows a few.
     """
 
     values: Any
@@ -193,8 +193,9 @@ def read_column(series: pd.Series, feature_type: str) -> ReadColumn:
         times = pd.to_datetime(present, errors="coerce")
         ok = times.notna().to_numpy()
         return ReadColumn(times[ok].to_numpy(), missing, int((~ok).sum()), _examples(present[~ok]))
-    # categorical / string: every value has a text form.
-    return ReadColumn(present.astype(str).to_numpy(dtype=object), missing, 0, ())
+    # categorical / string: every value has a text form, kept in pandas' string array (Arrow
+    # memory: a Python object per value would cost ~60 bytes each).
+    return ReadColumn(present.astype(str).array, missing, 0, ())
 
 
 def clean_float(value: Any) -> float | None:

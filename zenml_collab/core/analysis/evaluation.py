@@ -1,4 +1,5 @@
-"""Model evaluation: metrics overall and per slice (value of a column), with scikit-learn."""
+"""Model evaluation: metrics overall and per slice (value of a column), with scikit-learn
+(binary accuracy, precision, recall and F1 counted: :mod:`.binary_counts`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from zenml_collab.core.analysis.binary_counts import counted_scorers
 from zenml_collab.core.analysis.errors import AnalysisError
 
 if TYPE_CHECKING:
@@ -130,6 +132,15 @@ def _as_array(values: Any, name: str) -> np.ndarray:
     return array
 
 
+def _slice_values(values: Any, name: str) -> Any:
+    """A slice column as pandas holds it (text stays in Arrow: grouping never needs a Python
+    string per row), other sequences as arrays."""
+    array = getattr(values, "array", None)
+    if array is not None and getattr(array, "ndim", 1) == 1:
+        return array
+    return _as_array(values, name)
+
+
 def _choose_metrics(task: str, metrics: Sequence[str] | None, has_score: bool) -> tuple[str, ...]:
     if task not in ("classification", "regression"):
         raise AnalysisError(
@@ -161,7 +172,7 @@ def _slice_table(
     slices: Mapping[str, Any] | pd.DataFrame | None,
     slice_columns: Sequence[str] | None,
     rows: int,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     if slices is None:
         if slice_columns:
             raise AnalysisError("slice_columns given without slices", hint="pass slices=eval_df")
@@ -176,7 +187,7 @@ def _slice_table(
         )
     table = {}
     for column in chosen:
-        values = _as_array(slices[column], f"slice {column!r}")
+        values = _slice_values(slices[column], f"slice {column!r}")
         if len(values) != rows:
             raise AnalysisError(
                 f"slice column {column!r} has {len(values)} values but there are {rows} labels",
@@ -248,7 +259,7 @@ def _regression_scorers(
     return {m: table[m] for m in metrics}
 
 
-def _slice_groups(values: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def _slice_groups(values: Any) -> list[tuple[str, np.ndarray]]:
     """Each slice value as text, in natural order (2 before 10) with ``<missing>`` last, and the
     positions of its rows: one hash pass (factorize) and one stable sort of the codes, so every
     slice is a contiguous run of positions and no per-row Python runs."""
@@ -332,6 +343,8 @@ def evaluate(
             # Binary scores given as predict_proba's matrix: keep the positive class's column.
             score = score[:, int(np.searchsorted(classes, positive))]
         scorers = _classification_scorers(chosen, classes, positive)
+        # The same numbers from counts where they are ratios of counts (binary integer labels).
+        scorers.update(counted_scorers(chosen, truth, predicted, classes, positive))
     else:
         truth, predicted = truth.astype(float), predicted.astype(float)
         scorers = _regression_scorers(chosen)

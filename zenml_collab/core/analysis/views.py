@@ -94,6 +94,8 @@ def _positions(labels: pd.Series) -> dict[str, np.ndarray]:
     import pandas as pd
 
     codes, names = pd.factorize(labels, sort=False)
+    if len(names) <= 8:  # a pass per split is quicker than sorting the codes
+        return {str(name): np.flatnonzero(codes == i) for i, name in enumerate(names)}
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
     return {str(name): order[bounds[i]:bounds[i + 1]] for i, name in enumerate(names)}

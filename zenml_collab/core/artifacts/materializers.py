@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from zenml_collab.core.artifacts.frames import ArrowFrameMaterializer, ParquetFrameMaterializer
 from zenml_collab.errors import MaterializerError
 
 
@@ -147,32 +148,6 @@ class NumpyMaterializer:
         # as the step touches them, and a step that writes to its input changes only its own
         # private copy, never the stored artifact.
         return np.load(directory / "array.npy", allow_pickle=False, mmap_mode="c")
-
-
-@dataclass(frozen=True)
-class PandasMaterializer:
-    name: str = "pandas"
-    version: int = 1
-    files: frozenset[str] = frozenset({"data.parquet", "series"})
-
-    def can_handle(self, value: Any) -> bool:
-        return _module_of(value) == "pandas" and type(value).__name__ in {"DataFrame", "Series"}
-
-    def save(self, value: Any, directory: Path) -> list[str]:
-        frame = value.to_frame() if type(value).__name__ == "Series" else value
-        frame.to_parquet(directory / "data.parquet", engine="pyarrow", index=True)
-        if type(value).__name__ == "Series":
-            (directory / "series").write_text("1", encoding="utf-8")
-            return ["data.parquet", "series"]
-        return ["data.parquet"]
-
-    def load(self, directory: Path) -> Any:
-        import pandas as pd
-
-        frame = pd.read_parquet(directory / "data.parquet", engine="pyarrow")
-        if (directory / "series").exists():
-            return frame.iloc[:, 0]
-        return frame
 
 
 # Module roots whose types a stored scikit-learn model may contain. skops reconstructs objects
@@ -360,11 +335,14 @@ _SAFE: tuple[Materializer, ...] = (
     JsonMaterializer(),
     BytesMaterializer(),
     NumpyMaterializer(),
-    PandasMaterializer(),
+    ArrowFrameMaterializer(),
     SklearnMaterializer(),
 )
 _PICKLE = PickleMaterializer()
 _LEGACY_JOBLIB = JoblibSklearnMaterializer()
+# Formats an older zenml-collab wrote under a name still in use: read, never written. Told
+# apart by the files an artifact records.
+_LEGACY: tuple[Materializer, ...] = (_LEGACY_JOBLIB, ParquetFrameMaterializer())
 _BY_NAME: dict[str, Materializer] = {m.name: m for m in (*_SAFE, _PICKLE)}
 # Materializers whose load runs code from the file: a reader opts in, as the writer did.
 RUNS_CODE_ON_LOAD = (_PICKLE, _LEGACY_JOBLIB)
@@ -391,13 +369,16 @@ def materializer_named(name: str, files: tuple[str, ...] = ()) -> Materializer:
 
     Both come from the shared metadata store: an unknown name is refused, never imported.
     """
-    if name == _LEGACY_JOBLIB.name and files and set(files) <= _LEGACY_JOBLIB.files:
-        return _LEGACY_JOBLIB
     try:
-        return _BY_NAME[name]
+        current = _BY_NAME[name]
     except KeyError:
         raise MaterializerError(
             f"unknown materializer {name[:64]!r} recorded for an artifact",
             "upgrade zenml-collab to the version that wrote it; the known ones are "
             + ", ".join(sorted(_BY_NAME)),
         ) from None
+    if files and not set(files) <= current.files:
+        for legacy in _LEGACY:
+            if legacy.name == name and set(files) <= legacy.files:
+                return legacy
+    return current

@@ -25,14 +25,16 @@ before, so a file never changes meaning for being read fast.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from zenml_collab.errors import ConfigError
 
-__all__ = ["NA_VALUES", "ragged_row_error", "read_csv_fast"]
+__all__ = ["NA_VALUES", "ragged_row_error", "read_csv_fast", "read_csv_table", "table_to_frame"]
 
 NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
@@ -63,11 +65,41 @@ def read_csv_fast(raw: bytes, path: str) -> pd.DataFrame | None:
     Raises :class:`~zenml_collab.errors.ConfigError` for a row with more or fewer fields than
     the header, as :func:`~zenml_collab.core.training.steps.check_ragged_rows` does.
     """
+    table = read_csv_table(raw, path)
+    return None if table is None else table_to_frame(table)
+
+
+def table_to_frame(table: pa.Table) -> pd.DataFrame:
+    """The DataFrame of a table from :func:`read_csv_table`; the table is consumed.
+
+    Each column's Arrow memory is released as soon as the column is converted, and returned to
+    the system after, so the data is held about once, not twice. The caller must not use the
+    table afterwards (pass the only reference and drop it).
+    """
+    import pyarrow as pa
+
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    pa.default_memory_pool().release_unused()
+    return frame
+
+
+HEAD_BYTES = 1 << 16
+"""Of a file read by path, the bytes looked at first: a file no longer than this is parsed from
+memory; a longer one is parsed from the file, never held whole beside its table."""
+
+
+def read_csv_table(source: bytes | Path, path: str, head: bytes = b"") -> pa.Table | None:
+    """The Arrow table of the CSV ``source`` (its bytes, or a checked local file whose first
+    bytes are ``head``) when its DataFrame is what ``pandas.read_csv`` would give (see
+    :func:`read_csv_fast`), else ``None``. Convert it with :func:`table_to_frame`."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    if not raw.strip() or raw.startswith(b"\xef\xbb\xbf"):
+    if isinstance(source, Path) and len(head) < HEAD_BYTES:
+        source = head  # the whole file
+    start = source if isinstance(source, bytes) else head
+    if (isinstance(source, bytes) and not source.strip()) or start.startswith(b"\xef\xbb\xbf"):
         return None
     bad: list[Any] = []
 
@@ -76,15 +108,20 @@ def read_csv_fast(raw: bytes, path: str) -> pd.DataFrame | None:
         return "error"
 
     try:
-        table = pcsv.read_csv(
-            pa.py_buffer(raw),
-            parse_options=pcsv.ParseOptions(invalid_row_handler=on_bad_row),
-            convert_options=pcsv.ConvertOptions(null_values=list(NA_VALUES),
-                                                strings_can_be_null=True))
+        with (pa.BufferReader(source) if isinstance(source, bytes)
+              else pa.OSFile(str(source))) as stream:
+            table = pcsv.read_csv(
+                stream, parse_options=pcsv.ParseOptions(invalid_row_handler=on_bad_row),
+                convert_options=pcsv.ConvertOptions(null_values=list(NA_VALUES),
+                                                    strings_can_be_null=True))
     except pa.ArrowInvalid:
         if bad:
+            raw = source if isinstance(source, bytes) else source.read_bytes()
             raise ragged_row_error(raw, path, bad[0]) from None
         return None  # a conversion pandas may do differently: let pandas read it
+    finally:
+        # The parser's working memory (about the table's size again), back to the system.
+        pa.default_memory_pool().release_unused()
     names = table.column_names
     if len(set(names)) != len(names) or any(not name.strip() for name in names):
         return None  # pandas renames these ("a.1", "Unnamed: 0")
@@ -103,4 +140,4 @@ def read_csv_fast(raw: bytes, path: str) -> pd.DataFrame | None:
         if column.null_count < len(column) and pc.any(
                 pc.not_equal(column, pc.utf8_trim_whitespace(column))).as_py():
             return None
-    return table.to_pandas()
+    return table

@@ -77,9 +77,20 @@ def resolve_local_source(path: str, root: Path | None = None) -> Path:
 
 
 def read_local_source(path: str) -> bytes:
+    return _read_checked(resolve_local_source(path), path)
+
+
+def local_source_head(path: str, size: int) -> tuple[Path, bytes]:
+    """The checked file a datasource ``path`` names and its first ``size`` bytes, for a reader
+    that takes the rest from the file itself (errors as :func:`read_local_source`'s)."""
     local = resolve_local_source(path)
+    return local, _read_checked(local, path, size)
+
+
+def _read_checked(local: Path, path: str, size: int = -1) -> bytes:
     try:
-        return local.read_bytes()
+        with open(local, "rb") as fh:
+            return fh.read(size)
     except FileNotFoundError:
         raise SourceMissingError(f"datasource file {path!r} does not exist",
                                  "paths are relative to the repository root; check the path "

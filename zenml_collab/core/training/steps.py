@@ -1,12 +1,15 @@
 """The standard steps of a :class:`TrainingPipeline`, configured like ZenML's.
 
-Data flows as pandas DataFrames; the split is a column (``SPLIT_COLUMN``) so a single,
-content-addressed Parquet snapshot holds every split.
+Data flows as pandas DataFrames; the split is a column (``SPLIT_COLUMN``, categorical: the split
+names are its categories) so a single, content-addressed artifact holds every split. Each step
+works one column at a time and never copies a whole frame: its inputs are mapped from the
+artifact store, and only the pages a step reads are ever loaded.
 """
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 from zenml_collab.core.step import BaseStep
@@ -23,6 +26,17 @@ def _read_source(path: str) -> bytes:
     from zenml_collab.core.training.sources import read_local_source
 
     return read_local_source(path)
+
+
+def _source_for_arrow(path: str) -> tuple[bytes | Path, bytes]:
+    """What the CSV reader parses: a bucket object's bytes, or a local file's checked path and
+    its first bytes."""
+    if path.startswith("gs://"):
+        return _read_source(path), b""
+    from zenml_collab.core.training.csv_read import HEAD_BYTES
+    from zenml_collab.core.training.sources import local_source_head
+
+    return local_source_head(path, HEAD_BYTES)
 
 
 class CSVDatasource(BaseStep):
@@ -51,23 +65,30 @@ class CSVDatasource(BaseStep):
         import pandas as pd
 
         options = {k: v for k, v in self.params.items() if k not in ("name", "path")}
-        raw = _read_source(self.params["path"])
+        path = self.params["path"]
         frame = None
         if not options:
-            from zenml_collab.core.training.csv_read import read_csv_fast
+            from zenml_collab.core.training.csv_read import read_csv_table, table_to_frame
 
-            # One pyarrow pass checks the rows and converts, when pandas would read the same.
-            frame = read_csv_fast(raw, self.params["path"])
+            # One pyarrow pass checks the rows and converts, when pandas would read the same;
+            # a local file is parsed from the file, not from a copy of it in memory.
+            source, head = _source_for_arrow(path)
+            table = read_csv_table(source, path, head)
+            del source
+            if table is not None:
+                frame = table_to_frame(table)
+                del table
         if frame is None:
-            check_ragged_rows(raw, self.params["path"], options)
+            raw = _read_source(path)
+            check_ragged_rows(raw, path, options)
             try:
                 frame = pd.read_csv(io.BytesIO(raw), **options)
             except (ValueError, pd.errors.ParserError) as exc:
-                raise ConfigError(f"cannot parse {self.params['path']!r} as CSV: {exc}",
+                raise ConfigError(f"cannot parse {path!r} as CSV: {exc}",
                                   "check the file, or pass read_csv options to CSVDatasource"
                                   ) from None
         if frame.empty:
-            raise ConfigError(f"datasource {self.params['path']!r} has no rows",
+            raise ConfigError(f"datasource {path!r} has no rows",
                               "point the datasource at a CSV file with a header and data")
         return frame
 
@@ -114,7 +135,8 @@ def check_ragged_rows(raw: bytes, path: str, options: dict[str, Any]) -> None:
 
 
 class RandomSplit(BaseStep):
-    """Assigns each row to a split at random, reproducibly (``seed``).
+    """Assigns each row to a split at random, reproducibly (``seed``): ``SPLIT_COLUMN`` is
+    added to the data, a categorical whose categories are the names of ``split_map``.
 
     Besides the data (``output``) it stores the data views of the splits, computed while the
     data is in memory: ``schema`` (inferred from ``train``, else the first split),
@@ -148,13 +170,14 @@ class RandomSplit(BaseStep):
         for position, end in enumerate(cuts):
             codes[order[start:end]] = position
             start = end
-        import pyarrow as pa
+        import pandas as pd
 
-        # The names taken by code in C (a Python object per row cost ~0.5 s per million rows).
-        labels = pa.array(names, type=pa.string()).take(pa.array(codes)).to_pandas()
+        # A category per row (one byte each), not the name as text: every later step keeps
+        # this column beside its data, and compares it with a split's name.
+        labels = pd.Categorical.from_codes(codes, categories=names)
         # Copy-on-write (pandas >= 3): adding a column leaves ``data`` as it was, no deep copy.
         out = data.copy(deep=False)
-        out[SPLIT_COLUMN] = labels.array
+        out[SPLIT_COLUMN] = labels
         from zenml_collab.core.analysis.views import compute_data_views, default_baseline
 
         sizes = np.diff(np.concatenate(([0], cuts)))
@@ -179,6 +202,7 @@ class StandardPreprocesser(BaseStep):
                          **({"overwrite": overwrite} if overwrite else {}))
 
     def run(self, data: Any) -> Any:
+        import numpy as np
         import pandas as pd
 
         features, labels = self.params["features"], self.params["labels"]
@@ -191,22 +215,34 @@ class StandardPreprocesser(BaseStep):
         if not in_train.any():
             raise ConfigError(f"split {self.params['train_split']!r} is empty",
                               "check the split_map of the split step")
-        out = pd.DataFrame(index=data.index)
+        from zenml_collab.core.artifacts.frames import release_pages
+
+        # Columns are computed one at a time into arrays the output frame then takes as they
+        # are (assigning an array to a frame's column copies it); an input column, once read,
+        # is handed back.
+        columns: dict[str, Any] = {}
         for column in features:
             series = data[column]
             # The train values without their index (a masked index is a copy of its own).
             fitted = pd.Series(series.array[in_train], name=column, copy=False)
             if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
                 mean, std = fitted.mean(), fitted.std(ddof=0)
-                filled = series.fillna(mean).astype(float)
-                out[column] = (filled - mean) / (std if std else 1.0)
+                # (x - mean) / std in place on one copy: the same arithmetic, no temporaries.
+                scaled = series.fillna(mean).to_numpy(dtype=float, copy=True)
+                np.subtract(scaled, mean, out=scaled)
+                np.divide(scaled, std if std else 1.0, out=scaled)
+                columns[column] = scaled
+                if isinstance(series.dtype, np.dtype):
+                    release_pages(series.to_numpy())
             else:
                 text = series.astype(str)  # once per column, not once per value
                 for value in sorted(fitted.dropna().astype(str).unique()):
-                    out[f"{column}={value}"] = (text == value).astype(float)
-        out[SPLIT_COLUMN] = data[SPLIT_COLUMN]
-        label_frame = data[labels].copy()
-        label_frame[SPLIT_COLUMN] = data[SPLIT_COLUMN]
+                    columns[f"{column}={value}"] = (text == value).to_numpy(dtype=float)
+            del series, fitted
+        columns[SPLIT_COLUMN] = data[SPLIT_COLUMN].array
+        out = pd.DataFrame(columns, index=data.index, copy=False)
+        # No copy: the labels as the split stored them, beside their split.
+        label_frame = data[[*labels, SPLIT_COLUMN]]
         return out, label_frame
 
 
@@ -244,9 +280,25 @@ def resolve_estimator(model: str) -> Any:
 
 
 def _rows_of(frame: Any, rows: Any) -> Any:
-    """The values of ``frame`` without its split column, at the rows of mask ``rows``: one
-    copy (the columns are taken as they are, then cut), not a row copy of the frame first."""
-    return frame.drop(columns=[SPLIT_COLUMN]).to_numpy()[rows]
+    """``frame.drop(columns=[SPLIT_COLUMN]).to_numpy()[rows]``: the values at the rows of mask
+    ``rows``, same dtype, C order, filled one column at a time (neither the whole frame nor its
+    row copy is ever held beside the result)."""
+    import numpy as np
+
+    kept = [i for i, name in enumerate(frame.columns) if name != SPLIT_COLUMN]
+    dtypes = [frame.dtypes.iloc[i] for i in kept]
+    # The dtype pandas gives the whole frame, found on no rows.
+    dtype = frame.iloc[:0, kept].to_numpy().dtype
+    if not kept or dtype.kind not in "biuf" or not all(isinstance(d, np.dtype) for d in dtypes):
+        return frame.drop(columns=[SPLIT_COLUMN]).to_numpy()[rows]
+    from zenml_collab.core.artifacts.frames import release_pages
+
+    out = np.empty((int(np.count_nonzero(rows)), len(kept)), dtype=dtype)
+    for position, index in enumerate(kept):
+        column = frame.iloc[:, index].to_numpy()
+        out[:, position] = column[rows]
+        release_pages(column)  # read once: the copy is all the step holds from here on
+    return out
 
 
 class SklearnTrainer(BaseStep):
