@@ -5,6 +5,7 @@ A module of its own (not conftest.py) so test modules can import it by a unique 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -13,7 +14,7 @@ import sys
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +24,68 @@ import pytest
 
 HERE = Path(__file__).parent
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+#: (method, path, content type, body) -> (content type, body) of an answer, as relayed.
+Rewrite = Callable[[str, str, str, bytes], tuple[str, bytes]]
+
+
+class RewritingRelay:
+    """An HTTP relay in front of fake-gcs-server whose answers pass through ``rewrite``: what
+    a broken middlebox, proxy or server could send back. Links in JSON answers are pointed
+    at the relay, so a client following them stays behind it."""
+
+    def __init__(self, upstream: str, rewrite: Rewrite) -> None:
+        self.upstream, self.rewrite = upstream, rewrite
+        self.url = ""
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> str:
+        relay, target = self, urllib.parse.urlsplit(self.upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            wbufsize = 1 << 16  # headers and body in one segment (no delayed-ACK stall)
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                conn.request(self.command, self.path, body=body,
+                             headers={k: v for k, v in self.headers.items()
+                                      if k.lower() not in HOP_HEADERS})
+                response = conn.getresponse()
+                content_type, data = response.getheader("Content-Type") or "", response.read()
+                conn.close()
+                if "json" in content_type:
+                    data = data.replace(relay.upstream.encode(), relay.url.encode())
+                content_type, data = relay.rewrite(self.command, self.path, content_type, data)
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in HOP_HEADERS | {"content-type"}:
+                        self.send_header(key, value)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    with contextlib.suppress(OSError):  # the client stopped reading
+                        self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
 
 
 @dataclass
@@ -90,9 +153,11 @@ class GcsProxy:
                 if fault is not None:
                     payload = json.dumps({"error": {"code": fault.status,
                                                     "message": "injected by the test proxy"}})
+                    # Logged before the answer: a client may count requests as soon as
+                    # it has its answer.
+                    proxy.record(self.command, self.path, fault.status)
                     self._reply(fault.status, [("Content-Type", "application/json")],
                                 payload.encode())
-                    proxy.record(self.command, self.path, fault.status)
                     return
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
@@ -103,9 +168,9 @@ class GcsProxy:
                 if "json" in (response.getheader("Content-Type") or ""):
                     # Links in responses (mediaLink) must lead back through the proxy.
                     data = data.replace(proxy.upstream.encode(), proxy.url.encode())
+                proxy.record(self.command, self.path, response.status, _object_name(data))
                 self._reply(response.status, [(k, v) for k, v in response.getheaders()
                                               if k.lower() not in HOP_HEADERS], data)
-                proxy.record(self.command, self.path, response.status, _object_name(data))
 
             def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
                 self.send_response(status)

@@ -3,17 +3,12 @@ through the counting proxy, and through a front that answers batches with broken
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-from shared_helpers import GcsProxy, overwrite_object
+from shared_helpers import GcsProxy, RewritingRelay, overwrite_object
 
 from zenml_collab.core.artifacts.base import (
     MANIFEST,
@@ -147,59 +142,15 @@ def test_the_local_store_answers_without_a_batch(tmp_path: Path) -> None:
 
 
 # -- a front that answers batches with broken bytes -------------------------------------------
-_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 Rewrite = Callable[[str, bytes], tuple[str, bytes]]
 
 
-class BatchFront:
-    """Forwards everything to fake-gcs-server; a batch's answer passes through ``rewrite``
-    (content type, body) first: what a broken proxy or server could send back."""
-
-    def __init__(self, upstream: str, rewrite: Rewrite) -> None:
-        self.upstream, self.rewrite = upstream, rewrite
-        self._server: ThreadingHTTPServer | None = None
-
-    def start(self) -> str:
-        front, target = self, urllib.parse.urlsplit(self.upstream)
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            wbufsize = 1 << 16  # headers and body in one segment (no delayed-ACK stall)
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-                conn.request(self.command, self.path, body=body,
-                             headers={k: v for k, v in self.headers.items()
-                                      if k.lower() not in _HOP})
-                response = conn.getresponse()
-                content_type, data = response.getheader("Content-Type") or "", response.read()
-                conn.close()
-                if self.path.startswith("/batch/"):
-                    content_type, data = front.rewrite(content_type, data)
-                self.send_response(response.status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                with contextlib.suppress(OSError):  # the client stopped reading (oversized)
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+def _batch_front(upstream: str, rewrite: Rewrite) -> RewritingRelay:
+    """Forwards everything to fake-gcs-server; a batch's answer (content type, body) passes
+    through ``rewrite`` first."""
+    return RewritingRelay(upstream, lambda method, path, content_type, data: (
+        rewrite(content_type, data) if path.startswith("/batch/")
+        else (content_type, data)))
 
 
 def _boundary(content_type: str) -> bytes:
@@ -230,7 +181,7 @@ REWRITES: dict[str, tuple[Rewrite, str]] = {
 def front(gcs_endpoint: str, monkeypatch: pytest.MonkeyPatch,
           request: pytest.FixtureRequest) -> Iterator[None]:
     rewrite, _ = REWRITES[request.param]
-    relay = BatchFront(gcs_endpoint, rewrite)
+    relay = _batch_front(gcs_endpoint, rewrite)
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", relay.start())
     monkeypatch.setenv("COLLAB_GCS_RETRY_TIMEOUT", "2")
     yield

@@ -3,15 +3,11 @@ each test names a behaviour that must hold."""
 
 from __future__ import annotations
 
-import http.client
-import threading
-import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+from shared_helpers import RewritingRelay
 
 from zenml_collab.core.artifacts.base import ArtifactRef, load_artifact, save_artifact
 from zenml_collab.core.artifacts.gcs import GcsArtifactStore
@@ -19,65 +15,20 @@ from zenml_collab.errors import CollabError
 
 pytestmark = pytest.mark.gcs
 
-_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
-
-
-class _Mangler:
-    """An HTTP relay in front of fake-gcs-server that flips one byte of every media download
-    (what a broken middlebox or a flaky link does), keeping the object's hash headers."""
+class _Mangler(RewritingRelay):
+    """Flips one byte of every media download (what a broken middlebox or a flaky link does),
+    keeping the object's hash headers."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
+        super().__init__(upstream, self._flip)
         self.mangled = 0
-        self.url = ""
-        self._server: ThreadingHTTPServer | None = None
 
-    def start(self) -> str:
-        relay = self
-        target = urllib.parse.urlsplit(self.upstream)
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-                conn.request(self.command, self.path, body=body,
-                             headers={k: v for k, v in self.headers.items()
-                                      if k.lower() not in _HOP})
-                response = conn.getresponse()
-                data = response.read()
-                conn.close()
-                if "json" in (response.getheader("Content-Type") or ""):
-                    data = data.replace(relay.upstream.encode(), relay.url.encode())
-                elif self.command == "GET" and "alt=media" in self.path and data:
-                    data = data[:-1] + bytes([data[-1] ^ 0xFF])
-                    relay.mangled += 1
-                self.send_response(response.status)
-                for key, value in response.getheaders():
-                    if key.lower() not in _HOP:
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        return self.url
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+    def _flip(self, method: str, path: str, content_type: str, data: bytes
+              ) -> tuple[str, bytes]:
+        if method == "GET" and "alt=media" in path and data and "json" not in content_type:
+            self.mangled += 1
+            return content_type, data[:-1] + bytes([data[-1] ^ 0xFF])
+        return content_type, data
 
 
 @pytest.fixture
