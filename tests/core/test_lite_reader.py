@@ -10,11 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import collab_test_steps as steps
 import pytest
 import sqlalchemy as sa
+from tests_support import chain
 
-from zenml_collab import Pipeline, Repository
+from zenml_collab import Repository
 from zenml_collab.core.metadata import lite
 from zenml_collab.core.metadata.lite import LiteReader, open_lite
 from zenml_collab.core.metadata.schema import HEAD_REVISION
@@ -22,14 +22,6 @@ from zenml_collab.core.metadata.store import MetadataStore
 from zenml_collab.testing.repos import TmpRepo
 
 HERE = Path(__file__).parent
-
-
-def chain(name: str, length: int) -> Pipeline:
-    p = Pipeline(name)
-    p.add(steps.source, name="s0")
-    for i in range(1, length):
-        p.add(steps.shift, name=f"s{i}", inputs={"xs": f"s{i - 1}"}, params={"offset": i})
-    return p
 
 
 def _db(root: Path) -> Path:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import collab_test_steps as steps
 import pytest
 import sqlalchemy as sa
+from tests_support import chain
 
-from zenml_collab import Pipeline, Repository
+from zenml_collab import Repository
 from zenml_collab.core.metadata.store import HEAD_REVISION, MIGRATIONS_DIR
 from zenml_collab.errors import SchemaOutOfDateError
 from zenml_collab.testing.sql import count_statements
-
-
-def chain(name: str, length: int) -> Pipeline:
-    p = Pipeline(name)
-    p.add(steps.source, name="s0")
-    for i in range(1, length):
-        p.add(steps.shift, name=f"s{i}", inputs={"xs": f"s{i - 1}"}, params={"offset": i})
-    return p
 
 
 @pytest.mark.parametrize("length", [3, 20])
