@@ -9,8 +9,6 @@ GRANTs the team database).
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ def bootstrap(fake_gcp_mysql: Any, tmp_path: Path,
     """``bootstrap()``: `collab bootstrap --compute vertex --yes` by the project's owner in a
     fresh git repo against the fake: (exit code, stdout, stderr), line wrapping undone."""
     from tests.bootstrap.conftest import GRANT_ADMIN_USER, mysql_root
-    from zenml_collab.cli.main import main
+    from zenml_collab.testing.cli import run_cli
     from zenml_collab.testing.repos import make_git_repo
 
     fake = fake_gcp_mysql
@@ -55,14 +53,8 @@ def bootstrap(fake_gcp_mysql: Any, tmp_path: Path,
     monkeypatch.chdir(tmp_path / "repo")
 
     def run() -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        code = 0
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main(list(ARGS))
-            except SystemExit as exc:
-                code = int(exc.code or 0)
-        return code, " ".join(out.getvalue().split()), " ".join(err.getvalue().split())
+        done = run_cli(*ARGS)
+        return done.code, " ".join(done.stdout.split()), " ".join(done.stderr.split())
 
     return run
 

@@ -7,8 +7,6 @@ through the CLI's own ``main`` (so exit code and the printed error are exactly a
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,17 +53,11 @@ def make_world(fake_gcp_mysql: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def collab(root: Path, *args: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
     """Run `collab ARGS` in ``root`` in this process: (exit code, stdout + stderr)."""
-    from zenml_collab.cli.main import main
+    from zenml_collab.testing.cli import run_cli
 
     monkeypatch.chdir(root)
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue() + err.getvalue()
+    done = run_cli(*args)
+    return done.code, done.output
 
 
 def connector_mode(world: World) -> None:

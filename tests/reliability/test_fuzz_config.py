@@ -9,10 +9,7 @@ no deadline) so the module runs in CI in well under a minute.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,26 +105,15 @@ def snapshot(root: Path) -> dict[str, str]:
     return out
 
 
-def run_cli(root: Path, args: list[str]) -> tuple[int, str]:
-    from zenml_collab.cli.main import main
+def collab(root: Path, args: list[str]) -> tuple[int, str]:
+    from zenml_collab.testing.cli import run_cli
 
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    cwd = Path.cwd()
-    os.chdir(root)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main(args)
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        os.chdir(cwd)
-    return code, out.getvalue() + err.getvalue()
+    done = run_cli(*args, cwd=root)
+    return done.code, done.output
 
 
 def check(root: Path, args: list[str], before: dict[str, str]) -> None:
-    code, output = run_cli(root, args)
+    code, output = collab(root, args)
     assert code in ALLOWED_EXITS, (args, code, output[-2000:])
     assert "internal error" not in output and "Traceback" not in output, (args, output[-2000:])
     assert snapshot(root) == before, ("wrote outside .collab/", args)
@@ -199,7 +185,7 @@ def test_generated_pipeline_files_end_in_success_or_a_collab_error(
         old.unlink()
     write(repo / "pipelines" / "fuzz.yaml", doc)
     before = snapshot(repo)
-    code, output = run_cli(repo, ["run", "pipelines/fuzz.yaml"])
+    code, output = collab(repo, ["run", "pipelines/fuzz.yaml"])
     assert code in ALLOWED_EXITS, (doc, code, output[-2000:])
     assert "internal error" not in output and "Traceback" not in output, (doc, output[-2000:])
     after = snapshot(repo)
