@@ -251,18 +251,21 @@ def _numeric_stats(
         return FeatureStatistics(
             name, feature_type, 0, column.missing, column.invalid, 0, histogram=histogram
         )
-    quantiles = np.quantile(ordered, QUANTILES)
+    distinct = int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
+    low, high = float(ordered[0]), float(ordered[-1])
+    # Last use of the sorted copy: numpy may select the quantiles in it (no copy of its own).
+    quantiles = np.quantile(ordered, QUANTILES, overwrite_input=True)
     return FeatureStatistics(
         name=name,
         type=feature_type,
         count=count,
         missing=column.missing,
         invalid=column.invalid,
-        unique=int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1,
+        unique=distinct,
         mean=float(values.mean()),
         std=float(values.std(ddof=1)) if count > 1 else None,
-        min=float(ordered[0]),
-        max=float(ordered[-1]),
+        min=low,
+        max=high,
         quantiles=tuple((q, float(v)) for q, v in zip(QUANTILES, quantiles, strict=True)),
         histogram=histogram,
     )

@@ -101,6 +101,17 @@ def _positions(labels: pd.Series) -> dict[str, np.ndarray]:
     return {str(name): order[bounds[i]:bounds[i + 1]] for i, name in enumerate(names)}
 
 
+def _hand_back(column: pd.Series) -> None:
+    """A column of a frame mapped from the artifact store, once cut into its splits, is not
+    read again here: its pages go back to the system (see ``release_pages``)."""
+    import numpy as np
+
+    if isinstance(column.dtype, np.dtype):
+        from zenml_collab.core.artifacts.frames import release_pages
+
+        release_pages(column.to_numpy())
+
+
 def compute_data_views(
     frame: pd.DataFrame,
     *,
@@ -131,6 +142,7 @@ def compute_data_views(
         name = str(column)
         whole = frame[column]
         parts = {split: whole.iloc[rows] for split, rows in positions.items()}
+        _hand_back(whole)
         del whole
         feature_type = infer_type(parts[chosen])
         reads: dict[str, ReadColumn] = {

@@ -15,7 +15,7 @@ both libraries read the same way:
 
 A column whose text turns non-numeric only after a few hundred thousand rows becomes text,
 where pandas' chunked parser gives a mix of numbers and strings (with a ``DtypeWarning``) that
-the Parquet snapshot could not store anyway.
+the snapshot could not store anyway.
 
 Anything else (dates and times, which pandas keeps as text; booleans; all-empty columns;
 duplicate or empty header names; a byte-order mark; a value that does not convert like the

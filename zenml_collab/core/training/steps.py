@@ -40,7 +40,8 @@ def _source_for_arrow(path: str) -> tuple[bytes | Path, bytes]:
 
 
 class CSVDatasource(BaseStep):
-    """Reads a CSV file (local path or ``gs://``) into an immutable Parquet snapshot.
+    """Reads a CSV file (local path or ``gs://``) into an immutable snapshot (a DataFrame
+    artifact: an Arrow file in the team's store).
 
     The snapshot's cache key includes the file's content, so an unchanged file is read once
     for the whole team and a changed file makes a new snapshot and re-runs everything after it.
@@ -165,16 +166,18 @@ class RandomSplit(BaseStep):
         # Exact proportions (not a coin per row): a permutation cut at cumulative fractions.
         order = rng.permutation(len(data))
         cuts = np.round(np.cumsum(weights) * len(data)).astype(int)
-        codes = np.empty(len(data), dtype=np.intp)
+        codes = np.empty(len(data), dtype=np.int8 if len(names) < 128 else np.intp)
         start = 0
         for position, end in enumerate(cuts):
             codes[order[start:end]] = position
             start = end
+        del order
         import pandas as pd
 
         # A category per row (one byte each), not the name as text: every later step keeps
         # this column beside its data, and compares it with a split's name.
         labels = pd.Categorical.from_codes(codes, categories=names)
+        del codes
         # Copy-on-write (pandas >= 3): adding a column leaves ``data`` as it was, no deep copy.
         out = data.copy(deep=False)
         out[SPLIT_COLUMN] = labels
@@ -235,9 +238,12 @@ class StandardPreprocesser(BaseStep):
                 if isinstance(series.dtype, np.dtype):
                     release_pages(series.to_numpy())
             else:
-                text = series.astype(str)  # once per column, not once per value
+                # Each row's text as a code (one hash pass), then a comparison of small ints
+                # per value; a missing value has no code and matches none.
+                codes, uniques = pd.factorize(series.astype(str))
+                code_of = {str(value): code for code, value in enumerate(uniques)}
                 for value in sorted(fitted.dropna().astype(str).unique()):
-                    columns[f"{column}={value}"] = (text == value).to_numpy(dtype=float)
+                    columns[f"{column}={value}"] = (codes == code_of[value]).astype(float)
             del series, fitted
         columns[SPLIT_COLUMN] = data[SPLIT_COLUMN].array
         out = pd.DataFrame(columns, index=data.index, copy=False)
