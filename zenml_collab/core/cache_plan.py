@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from zenml_collab.core import cache
 from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore, Presence, presence_many
-from zenml_collab.core.metadata.batch import PriorStep
+from zenml_collab.core.metadata.runpath import PriorStep
 from zenml_collab.core.pipeline import StepNode
 from zenml_collab.errors import CollabError
 

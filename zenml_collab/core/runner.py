@@ -29,9 +29,8 @@ from zenml_collab.core.artifacts.base import (
 )
 from zenml_collab.core.environment import Environment
 from zenml_collab.core.git import GitInfo
-from zenml_collab.core.metadata import batch
+from zenml_collab.core.metadata import runpath
 from zenml_collab.core.metadata.records import StepRunRecord, utcnow
-from zenml_collab.core.metadata.store import MetadataStore
 from zenml_collab.core.pipeline import Pipeline, StepNode
 from zenml_collab.core.run import CACHED, EXECUTED, FAILED, Run, RunStatus, StepResult
 from zenml_collab.core.uploads import DeferredUploads
@@ -49,24 +48,23 @@ class RunContext:
     environment: Environment | None
 
 
-def prepare_run(metadata: MetadataStore, *, pipeline_name: str, identity: str,
+def prepare_run(metadata: runpath.RunStore, *, pipeline_name: str, identity: str,
                 environment: Environment | None,
-                register: Callable[[], tuple[int, bool]]) -> tuple[int, batch.RunStart]:
+                register: Callable[[], tuple[int, bool]]) -> tuple[int, runpath.RunStart]:
     """The pipeline's id and what its run needs before it starts: one statement when the
     pipeline is registered with ``identity``; ``register`` registers it (or raises the
     identity error) otherwise."""
-    start = batch.run_start_view(metadata, pipeline_name,
-                                 environment.hash if environment else None)
+    start = metadata.run_start_view(pipeline_name, environment.hash if environment else None)
     if start.pipeline_id is not None and start.identity == identity:
         return start.pipeline_id, start
     pipeline_id, _ = register()
     return pipeline_id, dataclasses.replace(start, pipeline_id=pipeline_id, identity=identity)
 
 
-def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStore,
+def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: runpath.RunStore,
                  artifacts: ArtifactStore, context: RunContext,
                  on_step: Callable[[StepResult], None] | None = None,
-                 resume_hint: str = "", start: batch.RunStart | None = None) -> Run:
+                 resume_hint: str = "", start: runpath.RunStart | None = None) -> Run:
     """Execute ``pipeline`` (already registered as ``pipeline_id``) and return its run.
 
     ``start`` is :func:`prepare_run`'s answer when the caller already has it.
@@ -75,7 +73,7 @@ def run_pipeline(pipeline: Pipeline, *, pipeline_id: int, metadata: MetadataStor
     run_id = uuid.uuid4().hex
     env = context.environment
     if start is None:
-        start = batch.run_start_view(metadata, pipeline.name, env.hash if env else None)
+        start = metadata.run_start_view(pipeline.name, env.hash if env else None)
     # Hits are resolved up front in a constant number of round trips and written together
     # with the other records (DESIGN §12). The artifact checks are in flight while the run's
     # start is written.
@@ -159,14 +157,14 @@ class _Recorder:
     A step whose key was executed earlier in this run is a hit found here, without I/O.
     """
 
-    def __init__(self, metadata: MetadataStore, uploads: DeferredUploads | None = None) -> None:
+    def __init__(self, metadata: runpath.RunStore, uploads: DeferredUploads | None = None) -> None:
         self.metadata = metadata
         self.uploads = uploads
-        self.pending: list[batch.Pending] = []
+        self.pending: list[runpath.Pending] = []
         self.fresh: dict[str, dict[str, ArtifactRef]] = {}  # executed here, by cache key
         self._since: float | None = None
 
-    def add(self, item: batch.Pending, started: float,
+    def add(self, item: runpath.Pending, started: float,
             refs: dict[str, ArtifactRef] | None = None) -> None:
         self.pending.append(item)
         self._since = started if self._since is None else min(self._since, started)
@@ -180,7 +178,7 @@ class _Recorder:
         if self.pending:
             if self.uploads is not None:
                 self.uploads.wait()  # no record names an artifact that is not stored yet
-            batch.record_steps(self.metadata, self.pending)
+            self.metadata.record_steps(self.pending)
             self.pending.clear()
         self._since = None
 
@@ -192,7 +190,7 @@ def _cached(node: StepNode, position: int, run_id: str, pipeline_name: str,
     t0 = time.perf_counter()
     started_at = utcnow()
     duration = (time.perf_counter() - t0) * 1000
-    recorder.add(batch.Pending(StepRunRecord(
+    recorder.add(runpath.Pending(StepRunRecord(
         run_id=run_id, pipeline_name=pipeline_name, step_name=node.name,
         step_path=impl.import_path, position=position, cache_key=hit.key.key,
         code_hash=impl.code_hash, params=node.params, inputs=hit.key.input_hashes,
@@ -214,7 +212,7 @@ class Decision:
 
 
 def decide_step(node: StepNode, pipeline_name: str,
-                upstream: dict[str, dict[str, ArtifactRef]], metadata: MetadataStore,
+                upstream: dict[str, dict[str, ArtifactRef]], metadata: runpath.RunStore,
                 artifacts: ArtifactStore,
                 fresh: dict[str, dict[str, ArtifactRef]] | None = None) -> Decision:
     """The cache key of ``node`` and whether it is cached (DESIGN §3): one round trip.
@@ -251,8 +249,8 @@ def decide_step(node: StepNode, pipeline_name: str,
     if fresh is not None and reused is None and key in fresh:
         return Decision(key, input_hashes, input_refs, fresh[key], cache.CACHE_HIT)
     # One round trip: the key's cache entry and, for a miss, the step's previous run.
-    lookup = batch.lookup_step(metadata, cache_key=key, pipeline_name=pipeline_name,
-                               step_name=node.name, step_path=impl.import_path)
+    lookup = metadata.lookup_step(cache_key=key, pipeline_name=pipeline_name,
+                                  step_name=node.name, step_path=impl.import_path)
     hit = lookup.cached_outputs
     if hit is not None:
         origin = f"the cache entry of step {node.name!r} (key {key[:12]})"
@@ -274,7 +272,7 @@ def decide_step(node: StepNode, pipeline_name: str,
 
 
 def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
-              upstream: dict[str, dict[str, ArtifactRef]], metadata: MetadataStore,
+              upstream: dict[str, dict[str, ArtifactRef]], metadata: runpath.RunStore,
               artifacts: ArtifactStore, resume_hint: str,
               recorder: _Recorder | None = None) -> StepResult:
     """Look ``node`` up, execute it on a miss, and record it (through ``recorder`` when
@@ -298,8 +296,8 @@ def _run_step(node: StepNode, position: int, run_id: str, pipeline_name: str,
         if recorder is None or status == FAILED:
             metadata.record_step(step_run, **kw)
         else:
-            batch.check_record(step_run)  # a refused record fails its step, as before
-            recorder.add(batch.Pending(step_run, tuple(kw.get("new_artifacts") or ()),
+            runpath.check_record(step_run)  # a refused record fails its step, as before
+            recorder.add(runpath.Pending(step_run, tuple(kw.get("new_artifacts") or ()),
                                        cache=kw.get("cache", False),
                                        replace_cache=kw.get("replace_cache", False)), t0, outs)
         return StepResult(node.name, status, reason, key, impl.code_hash, outs or {}, duration)

@@ -30,7 +30,7 @@ from zenml_collab.core import cache_plan
 from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore
 from zenml_collab.core.backends.base import Backend
 from zenml_collab.core.backends.task import StepTask
-from zenml_collab.core.metadata import batch
+from zenml_collab.core.metadata import runpath
 from zenml_collab.core.metadata.records import StepExecution
 from zenml_collab.core.metadata.store import MetadataStore
 from zenml_collab.core.pipeline import Pipeline, StepNode
@@ -60,7 +60,7 @@ class Launcher:
                  pack_source: Callable[[], dict[str, object]],
                  max_parallel: int = 4,
                  on_step: Callable[[StepResult], None] | None = None,
-                 resume_hint: str = "", start: batch.RunStart | None = None) -> None:
+                 resume_hint: str = "", start: runpath.RunStart | None = None) -> None:
         self.pipeline = pipeline
         self.pipeline_id = pipeline_id
         self.metadata = metadata
@@ -94,8 +94,8 @@ class Launcher:
 
     def run(self) -> Run:
         env = self.context.environment
-        start = self._start_view or batch.run_start_view(self.metadata, self.pipeline.name,
-                                                         env.hash if env else None)
+        start = self._start_view or self.metadata.run_start_view(
+            self.pipeline.name, env.hash if env else None)
         # As the in-process runner: hits predicted along the DAG, their artifacts checked
         # while the run's start is written, so a cached run launches nothing and costs the same.
         candidates = cache_plan.candidates(self.pipeline.steps, start.prior, _fingerprint)

@@ -20,48 +20,33 @@ per module; they use its one transaction helper (retries included).
 from __future__ import annotations
 
 import functools
-import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from zenml_collab.core.metadata import limits
 from zenml_collab.core.metadata import models as m
-from zenml_collab.core.metadata.records import (
-    StepRunRecord,
-    StepStatus,
-    _step_record,
-    outputs_object,
-    utcnow,
+from zenml_collab.core.metadata.records import StepStatus, _step_record, outputs_object, utcnow
+from zenml_collab.core.metadata.runpath import (  # re-exported: the names callers know
+    Pending,
+    PriorStep,
+    RunStart,
+    StepLookup,
+    check_record,
+    pending_rows,
+    prior_view,
+    run_start,
+    step_run_row,
 )
 
 if TYPE_CHECKING:
     from zenml_collab.core.metadata.store import MetadataStore
 
+__all__ = ["Pending", "PriorStep", "RunStart", "StepLookup", "check_record", "lookup_step",
+           "prior_view", "record_steps", "run_start_view", "step_run_row"]
+
 # Rows per INSERT statement: far below MySQL's max_allowed_packet and SQLite's 32,766
 # variables (15 columns a row), and one statement for any realistic pipeline.
 _ROWS_PER_STATEMENT = 500
-
-
-@dataclass(frozen=True)
-class PriorStep:
-    """A step of the previous completed run, and what the cache holds for its key now."""
-
-    step_name: str
-    step_path: str
-    cache_key: str
-    cached_outputs: dict[str, Any] | None  # None: the key has no cache entry (any more)
-
-
-@dataclass(frozen=True)
-class RunStart:
-    """What a run needs to know before it starts, read in one statement."""
-
-    pipeline_id: int | None  # None: not registered yet
-    identity: str | None
-    environment_known: bool
-    prior: dict[str, PriorStep]
 
 
 def run_start_view(store: MetadataStore, pipeline_name: str,
@@ -78,25 +63,8 @@ def run_start_view(store: MetadataStore, pipeline_name: str,
     """
     query = _start_statement()  # built once per process
     params = {"pipeline": pipeline_name, "env": environment_hash or ""}
-    rows = store._tx(lambda conn: conn.execute(query, params).all())
-    first = rows[0]
-    return RunStart(
-        pipeline_id=None if first.p_id is None else int(first.p_id),
-        identity=first.p_identity,
-        environment_known=environment_hash is not None and first.env_hash is not None,
-        prior=_view([row for row in rows if row.step_name is not None]))
-
-
-def _view(rows: Any) -> dict[str, PriorStep]:
-    view: dict[str, PriorStep] = {}
-    for row in rows:
-        try:
-            outputs = json.loads(row.outputs_json) if row.outputs_json else None
-        except ValueError:
-            outputs = None  # unreadable: the step takes the per-step path, which reports it
-        view[row.step_name] = PriorStep(row.step_name, row.step_path, row.cache_key,
-                                        outputs if isinstance(outputs, dict) else None)
-    return view
+    return run_start(store._tx(lambda conn: conn.execute(query, params).all()),
+                     environment_hash)
 
 
 def _insert_if_absent(dialect: str, table: sa.Table | None = None) -> Any:
@@ -114,42 +82,6 @@ def _insert_if_absent(dialect: str, table: sa.Table | None = None) -> Any:
     return mysql.insert(table).on_duplicate_key_update({key.name: key})
 
 
-def step_run_row(record: StepRunRecord) -> dict[str, Any]:
-    return {
-        "run_id": record.run_id, "pipeline_name": record.pipeline_name,
-        "step_name": record.step_name, "step_path": record.step_path,
-        "position": record.position, "cache_key": record.cache_key,
-        "code_hash": record.code_hash, "params_json": json.dumps(record.params, sort_keys=True),
-        "inputs_json": json.dumps(record.inputs, sort_keys=True),
-        "outputs_json": json.dumps(record.outputs, sort_keys=True) if record.outputs else None,
-        "status": record.status, "reason": record.reason[:500],
-        "started_at": record.started_at, "duration_ms": record.duration_ms,
-        "execution_json": record.execution_json()}
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A step run waiting for the run's next batched write, with what an execution adds."""
-
-    record: StepRunRecord
-    new_artifacts: tuple[dict[str, Any], ...] = ()
-    cache: bool = False  # record its outputs as the cache entry of its key
-    replace_cache: bool = False  # the key's entry points at artifacts that are gone
-
-
-def check_record(record: StepRunRecord) -> None:
-    """The size limits :meth:`MetadataStore.record_step` checks, before anything is queued."""
-    limits.check_name("step", record.step_name)
-    limits.check_name("step import path", record.step_path, limits.STEP_PATH_MAX)
-    limits.check_json(f"the parameters of step {record.step_name!r}",
-                      json.dumps(record.params, sort_keys=True))
-    limits.check_json(f"the inputs of step {record.step_name!r}",
-                      json.dumps(record.inputs, sort_keys=True))
-    if record.outputs:
-        limits.check_json(f"the outputs of step {record.step_name!r}",
-                          json.dumps(record.outputs, sort_keys=True))
-
-
 def record_steps(store: MetadataStore, pending: list[Pending]) -> None:
     """Write ``pending`` step runs: at most four statements whatever their number.
 
@@ -162,25 +94,15 @@ def record_steps(store: MetadataStore, pending: list[Pending]) -> None:
     if not pending:
         return
     dialect = "sqlite" if store.engine.dialect.name == "sqlite" else "mysql"
-    now = utcnow()
-    artifacts = {a["hash"]: {"hash": a["hash"], "materializer": a["materializer"],
-                             "size": a["size"], "files_json": json.dumps(a["files"]),
-                             "created_at": now}
-                 for p in pending for a in p.new_artifacts}
-    stale = sorted({p.record.cache_key for p in pending if p.replace_cache})
-    entries = {p.record.cache_key: {
-        "cache_key": p.record.cache_key, "step_path": p.record.step_path,
-        "outputs_json": json.dumps(p.record.outputs, sort_keys=True),
-        "run_id": p.record.run_id, "created_at": now}
-        for p in pending if p.cache and p.record.outputs}
-    runs = [step_run_row(p.record) for p in pending]
+    rows = pending_rows(pending, utcnow())
 
     def work(conn: sa.Connection) -> None:
-        _insert_rows(conn, dialect, m.artifacts, list(artifacts.values()))
-        if stale:
-            conn.execute(m.cache_entries.delete().where(m.cache_entries.c.cache_key.in_(stale)))
-        _insert_rows(conn, dialect, m.cache_entries, list(entries.values()))
-        _insert_rows(conn, dialect, m.step_runs, runs)
+        _insert_rows(conn, dialect, m.artifacts, rows.artifacts)
+        if rows.stale_keys:
+            conn.execute(m.cache_entries.delete().where(
+                m.cache_entries.c.cache_key.in_(rows.stale_keys)))
+        _insert_rows(conn, dialect, m.cache_entries, rows.cache_entries)
+        _insert_rows(conn, dialect, m.step_runs, rows.step_runs)
 
     store._tx(work)
 
@@ -190,14 +112,6 @@ def _insert_rows(conn: sa.Connection, dialect: str, table: sa.Table,
     insert = _insert_if_absent(dialect, table)
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
         conn.execute(insert.values(rows[start:start + _ROWS_PER_STATEMENT]))
-
-
-@dataclass(frozen=True)
-class StepLookup:
-    """What the cache holds for a step's key, and its latest earlier run (to explain a miss)."""
-
-    cached_outputs: dict[str, Any] | None
-    previous: StepRunRecord | None
 
 
 def lookup_step(store: MetadataStore, *, cache_key: str, pipeline_name: str, step_name: str,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from zenml_collab.core.metadata import limits
+from zenml_collab.core.metadata import limits, runpath
 from zenml_collab.core.metadata import models as m
 from zenml_collab.core.metadata.liveness import Heartbeat, is_abandoned, this_host
 from zenml_collab.core.metadata.records import (
@@ -84,19 +84,26 @@ class MetadataStore(SchemaStore):
         self._heartbeats: dict[str, Heartbeat] = {}
 
     # -- limits -----------------------------------------------------------------------------
-    @staticmethod
-    def check_limits(pipeline_name: str,
-                     steps: Iterable[tuple[str, str, Mapping[str, Any]]]) -> None:
-        """Raise a clear :class:`PipelineError` for a name or parameters the store cannot keep.
+    check_limits = staticmethod(runpath.check_limits)
 
-        ``steps`` are (name, import path, parameters). Called before anything is written.
-        """
-        limits.check_name("pipeline", pipeline_name)
-        for step_name, step_path, params in steps:
-            limits.check_name("step", step_name)
-            limits.check_name("step import path", step_path, limits.STEP_PATH_MAX)
-            limits.check_json(f"the parameters of step {step_name!r}",
-                              json.dumps(params, sort_keys=True, default=str))
+    # -- a run's batched reads and writes (see batch.py) -------------------------------------
+    def run_start_view(self, pipeline_name: str, environment_hash: str | None
+                       ) -> runpath.RunStart:
+        from zenml_collab.core.metadata import batch
+
+        return batch.run_start_view(self, pipeline_name, environment_hash)
+
+    def lookup_step(self, *, cache_key: str, pipeline_name: str, step_name: str,
+                    step_path: str) -> runpath.StepLookup:
+        from zenml_collab.core.metadata import batch
+
+        return batch.lookup_step(self, cache_key=cache_key, pipeline_name=pipeline_name,
+                                 step_name=step_name, step_path=step_path)
+
+    def record_steps(self, pending: list[runpath.Pending]) -> None:
+        from zenml_collab.core.metadata import batch
+
+        batch.record_steps(self, pending)
 
     # -- pipelines --------------------------------------------------------------------------
     def register_pipeline(self, *, name: str, kind: str, identity: str, config_json: str,
