@@ -32,7 +32,9 @@ from zenml_collab.errors import PipelineError, PipelineNotFoundError
 if TYPE_CHECKING:
     from zenml_collab.core.artifacts.base import ArtifactRef, ArtifactStore
     from zenml_collab.core.metadata.lite import MetadataReader
+    from zenml_collab.core.metadata.lite_store import LiteStore
     from zenml_collab.core.metadata.records import RunRecord
+    from zenml_collab.core.metadata.runpath import RunStore
     from zenml_collab.core.metadata.store import MetadataStore
     from zenml_collab.core.pipeline import Pipeline
     from zenml_collab.core.run import Run, StepResult
@@ -51,7 +53,7 @@ class Repository:
         self.root = settings.root if settings else find_root(Path(path) if path else None)
         self._settings = settings
         self._metadata: MetadataStore | None = None
-        self._reader: MetadataReader | None = None
+        self._lite: LiteStore | None = None  # see lite_store.py; None until opened
         self._artifacts: ArtifactStore | None = None
 
     @classmethod
@@ -88,20 +90,26 @@ class Repository:
         imports no SQLAlchemy and opens the store with one statement. Any other store, or any
         doubt about this one, gets the full store (which initialises, migrates or explains).
         """
+        return self._lite_or_full()
+
+    def _run_store(self) -> RunStore:
+        """The store a run writes through: on a current embedded store ``sqlite3`` alone (a
+        cached `collab run` imports no SQLAlchemy), the full store otherwise."""
+        return self._lite_or_full()
+
+    def _lite_or_full(self) -> LiteStore | MetadataStore:
         if self._metadata is not None:
             return self._metadata
-        if self._reader is None:
-            from zenml_collab.core.stores import open_metadata_reader
+        if self._lite is None:
+            from zenml_collab.core.stores import open_lite_metadata
 
-            self._reader = open_metadata_reader(self.settings.metadata, self.root) \
-                or self.metadata
-        return self._reader
+            self._lite = open_lite_metadata(self.settings.metadata, self.root)
+        return self._lite or self.metadata
 
     def _close_reader(self) -> None:
-        reader, self._reader = self._reader, None
-        close = getattr(reader, "close", None)
-        if close is not None and reader is not self._metadata:
-            close()
+        lite, self._lite = self._lite, None
+        if lite is not None:
+            lite.close()
 
     def close(self) -> None:
         """Close the metadata store's connections now (a long-lived process, a test)."""
@@ -157,27 +165,29 @@ class Repository:
         context = RunContext(git=git, hostname=socket.gethostname(),
                              environment=capture_environment())
         path = config_path(self.root, pipeline.name).relative_to(self.root)
-        self.metadata.check_limits(pipeline.name, [(n.name, n.impl.import_path, n.params)
-                                                   for n in pipeline.steps])
-        with self.metadata.run_session():
+        from zenml_collab.core.backends.wiring import launch, needs_launcher
+
+        launched = needs_launcher(pipeline, self.settings)  # a step runs on docker or vertex
+        store = self.metadata if launched else self._run_store()
+        store.check_limits(pipeline.name, [(n.name, n.impl.import_path, n.params)
+                                           for n in pipeline.steps])
+        with store.run_session():
             self._check_config_slot(pipeline.name)
             identity = config.identity()
             # One statement when the pipeline is registered (DESIGN §12).
-            pipeline_id, start = prepare_run(self.metadata, pipeline_name=pipeline.name,
+            pipeline_id, start = prepare_run(store, pipeline_name=pipeline.name,
                                              identity=identity, environment=context.environment,
-                                             register=lambda: self.metadata.register_pipeline(
+                                             register=lambda: store.register_pipeline(
                                                  name=pipeline.name, kind=config.kind,
                                                  identity=identity,
                                                  config_json=config.model_dump_json(),
                                                  created_by=git.user, git_sha=git.sha))
             self._write_config(config)
-            from zenml_collab.core.backends.wiring import launch, needs_launcher
-
-            if needs_launcher(pipeline, self.settings):  # a step runs on docker or vertex
+            if launched:
                 run = launch(self, pipeline, pipeline_id=pipeline_id, context=context,
                              on_step=on_step, resume_hint=f"collab run {path}", start=start)
             else:
-                run = run_pipeline(pipeline, pipeline_id=pipeline_id, metadata=self.metadata,
+                run = run_pipeline(pipeline, pipeline_id=pipeline_id, metadata=store,
                                    artifacts=self.artifacts, context=context, on_step=on_step,
                                    resume_hint=f"collab run {path}", start=start)
         pipeline.freeze("it has run; pipelines are immutable once run")

@@ -10,7 +10,7 @@ from zenml_collab.errors import ConfigError
 
 if TYPE_CHECKING:
     from zenml_collab.core.artifacts.base import ArtifactStore
-    from zenml_collab.core.metadata.lite import LiteReader
+    from zenml_collab.core.metadata.lite_store import LiteStore
     from zenml_collab.core.metadata.store import MetadataStore
 
 
@@ -39,18 +39,22 @@ def describe_metadata(cfg: MetadataConfig, root: Path) -> str:
     return f"cloudsql://{cfg.instance}/{cfg.database} (user {cfg.username})"
 
 
-def open_metadata_reader(cfg: MetadataConfig, root: Path) -> LiteReader | None:
-    """The driver-only reader of an embedded store that is current and of the expected
-    identity (no SQLAlchemy import); ``None`` for any other store, or any doubt, so the caller
-    opens the full store (which initialises, migrates or explains)."""
+def open_lite_metadata(cfg: MetadataConfig, root: Path) -> LiteStore | None:
+    """The driver-only store (reads of the views, a run's statements) of an embedded store
+    that is current and of the expected identity (no SQLAlchemy import); ``None`` for any
+    other store, or any doubt, so the caller opens the full store (which initialises,
+    migrates or explains)."""
     if cfg.kind != "sqlite":
         return None
     outbox = root / LOCAL_DIR / "outbox"
     if outbox.is_dir() and any(p.suffix == ".json" for p in outbox.iterdir()):
         return None  # run endings wait for delivery: the full store delivers them on open
-    from zenml_collab.core.metadata.lite import open_lite
+    from zenml_collab.core.metadata.lite_store import open_lite_store
 
-    return open_lite(cfg.sqlite_file(root), expected_store_id=cfg.store_id)
+    store = open_lite_store(cfg.sqlite_file(root), expected_store_id=cfg.store_id)
+    if store is not None:
+        store.outbox_dir = outbox
+    return store
 
 
 def open_metadata_store(cfg: MetadataConfig, root: Path, *, credentials_file: str | None = None

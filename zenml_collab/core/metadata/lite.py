@@ -17,7 +17,7 @@ them record by record on the same database.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -96,17 +96,18 @@ class LiteReader:
         self._conn = conn
         self.description = description
 
-    def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[Any]]:
+    def _fetch(self, sql: str, params: Sequence[Any] | Mapping[str, Any]
+               ) -> tuple[list[str], list[Any]]:
         """Run one read; a driver error leaves as the full store's classified error."""
         try:
-            cursor = self._conn.execute(sql, tuple(params))
+            cursor = self._conn.execute(sql, params)
             return [d[0] for d in cursor.description], cursor.fetchall()
         except sqlite3.Error as exc:
             from zenml_collab.dberrors import db_error
 
             raise db_error(exc, f"the metadata store {self.description}") from None
 
-    def _rows(self, sql: str, params: Sequence[Any]) -> list[_Row]:
+    def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[_Row]:
         names, rows = self._fetch(sql, params)
         return [_Row(names, values) for values in rows]
 
