@@ -91,6 +91,16 @@ def mysql_root() -> Any:
                            password=unquote(url.password or ""), autocommit=True)
 
 
+def drop_leftover_grant_admin() -> None:
+    """Drop the grant admin a killed bootstrap run may have left in the test MariaDB."""
+    conn = mysql_root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS %s@'%%'", (GRANT_ADMIN_USER,))
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def gcp(gcp_without_mysql: FakeGCP) -> Iterator[FakeGCP]:  # noqa: F811 - the fixture
     """The fake with the test MariaDB behind its instances, when scripts/test provides one.
@@ -102,12 +112,7 @@ def gcp(gcp_without_mysql: FakeGCP) -> Iterator[FakeGCP]:  # noqa: F811 - the fi
     if not os.environ.get("COLLAB_TEST_MYSQL_URL"):
         yield fake
         return
-    conn = mysql_root()
-    try:
-        with conn.cursor() as cur:  # left over by a run that was killed
-            cur.execute("DROP USER IF EXISTS %s@'%%'", (GRANT_ADMIN_USER,))
-    finally:
-        conn.close()
+    drop_leftover_grant_admin()
     fake.attach_mysql(os.environ["COLLAB_TEST_MYSQL_URL"])
     yield fake
 

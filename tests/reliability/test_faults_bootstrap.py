@@ -32,7 +32,7 @@ def bootstrap(fake_gcp_mysql: Any, tmp_path: Path,
               monkeypatch: pytest.MonkeyPatch) -> Callable[[], tuple[int, str, str]]:
     """``bootstrap()``: `collab bootstrap --compute vertex --yes` by the project's owner in a
     fresh git repo against the fake: (exit code, stdout, stderr), line wrapping undone."""
-    from tests.bootstrap.conftest import GRANT_ADMIN_USER, mysql_root
+    from tests.bootstrap.conftest import drop_leftover_grant_admin
     from zenml_collab.testing.cli import run_cli
     from zenml_collab.testing.repos import make_git_repo
 
@@ -43,12 +43,7 @@ def bootstrap(fake_gcp_mysql: Any, tmp_path: Path,
         monkeypatch.setenv(name, value)
     fake.add_project(PROJECT, owner=ADMIN)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(fake.add_member(ADMIN)))
-    conn = mysql_root()
-    try:
-        with conn.cursor() as cur:  # left over by a run that was killed
-            cur.execute("DROP USER IF EXISTS %s@'%%'", (GRANT_ADMIN_USER,))
-    finally:
-        conn.close()
+    drop_leftover_grant_admin()
     make_git_repo(tmp_path / "repo")
     monkeypatch.chdir(tmp_path / "repo")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from zenml_collab.core.metadata import limits, runpath
 from zenml_collab.core.metadata.lite import LiteReader, open_lite
-from zenml_collab.core.metadata.liveness import Heartbeat
+from zenml_collab.core.metadata.liveness import RunLeases
 from zenml_collab.core.metadata.records import (
     RunStatus,
     StepRunRecord,
@@ -120,16 +120,12 @@ def _params(row: Mapping[str, Any], table: str) -> dict[str, Any]:
     return {c: _value(row.get(c)) for c in COLUMNS[table]}
 
 
-class LiteStore(LiteReader):
+class LiteStore(RunLeases, LiteReader):
     """:class:`~.runpath.RunStore` on a current SQLite store, through ``sqlite3``."""
-
-    #: Where run endings wait when the store cannot take them (see outbox.py).
-    outbox_dir: Path | None = None
 
     def __init__(self, conn: sqlite3.Connection, path: Path, description: str) -> None:
         super().__init__(conn, description)
         self.path = path
-        self._heartbeats: dict[str, Heartbeat] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -226,7 +222,7 @@ class LiteStore(LiteReader):
             "git_dirty": git_dirty, "user": _clip(user), "hostname": _clip(hostname),
             "environment_hash": environment_hash,
             "pid": os.getpid(), "heartbeat_at": now}, "runs"))
-        self._heartbeats[run_id] = Heartbeat(lambda: self._beat(run_id))
+        self._hold_lease(run_id, lambda: self._beat(run_id))
 
     def _beat(self, run_id: str) -> None:
         # Its own connection (the heartbeat thread), no retry: a missed beat only shortens
@@ -239,21 +235,9 @@ class LiteStore(LiteReader):
             conn.close()
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
-        heartbeat = self._heartbeats.pop(run_id, None)
-        if heartbeat is not None:
-            heartbeat.stop()
+        self._release_lease(run_id)
         self._write("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
                     (RunStatus(status).value, _value(utcnow()), error, run_id))
-
-    def defer_finish(self, run_id: str, status: str, error: str | None = None) -> bool:
-        """Keep a run's ending on the local disk to record when the store is back."""
-        from zenml_collab.core.metadata import outbox
-
-        heartbeat = self._heartbeats.pop(run_id, None)
-        if heartbeat is not None:
-            heartbeat.stop()
-        return self.outbox_dir is not None and outbox.defer(self.outbox_dir, run_id, status,
-                                                            error)
 
     # -- steps ------------------------------------------------------------------------------
     def record_steps(self, pending: list[runpath.Pending]) -> None:
@@ -284,9 +268,7 @@ class LiteStore(LiteReader):
         conn.executemany(_INSERTS[table], [_params(row, table) for row in rows])
 
     def close(self) -> None:
-        for heartbeat in self._heartbeats.values():
-            heartbeat.stop()
-        self._heartbeats.clear()
+        self._release_all()
         super().close()
 
 

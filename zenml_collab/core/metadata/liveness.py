@@ -14,6 +14,7 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 log = logging.getLogger("zenml_collab.metadata")
 
@@ -79,3 +80,39 @@ class Heartbeat:
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join(timeout=1.0)  # a daemon: a beat stuck on a dead server dies with us
+
+
+class RunLeases:
+    """The heartbeats of a store's running runs, and the ending of a run the store could not
+    take (kept in the outbox for the next command): shared by both metadata stores."""
+
+    #: Where run endings wait when the store cannot take them (see outbox.py); the repository
+    #: sets it to .collab/outbox, and opening the full store delivers what waits there.
+    outbox_dir: Path | None = None
+
+    _run_leases: dict[str, Heartbeat]
+
+    def _leases(self) -> dict[str, Heartbeat]:
+        if not hasattr(self, "_run_leases"):
+            self._run_leases = {}  # per store, created on first use (no __init__ to chain)
+        return self._run_leases
+
+    def _hold_lease(self, run_id: str, beat: Callable[[], None]) -> None:
+        self._leases()[run_id] = Heartbeat(beat)
+
+    def _release_lease(self, run_id: str) -> None:
+        heartbeat = self._leases().pop(run_id, None)
+        if heartbeat is not None:
+            heartbeat.stop()
+
+    def _release_all(self) -> None:
+        for run_id in list(self._leases()):
+            self._release_lease(run_id)
+
+    def defer_finish(self, run_id: str, status: str, error: str | None = None) -> bool:
+        """Keep a run's ending on the local disk to record when the store is back."""
+        from zenml_collab.core.metadata import outbox
+
+        self._release_lease(run_id)
+        return self.outbox_dir is not None and outbox.defer(self.outbox_dir, run_id, status,
+                                                            error)

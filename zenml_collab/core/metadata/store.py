@@ -13,7 +13,6 @@ import os
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +21,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from zenml_collab.core.metadata import limits, runpath
 from zenml_collab.core.metadata import models as m
-from zenml_collab.core.metadata.liveness import Heartbeat, is_abandoned, this_host
+from zenml_collab.core.metadata.liveness import RunLeases, is_abandoned, this_host
 from zenml_collab.core.metadata.records import (
     PipelineRecord,
     RunRecord,
@@ -75,13 +74,12 @@ _STATEMENTS = {d: _Statements(d) for d in ("sqlite", "mysql")}
 _HEX = re.compile(r"[0-9a-f]{1,32}")
 
 
-class MetadataStore(SchemaStore):
+class MetadataStore(RunLeases, SchemaStore):
     """Typed access to the metadata database behind one SQLAlchemy engine."""
 
     def __init__(self, engine: sa.Engine, *, description: str = "") -> None:
         super().__init__(engine, description=description)
         self._q = _STATEMENTS["sqlite" if engine.dialect.name == "sqlite" else "mysql"]
-        self._heartbeats: dict[str, Heartbeat] = {}
 
     # -- limits -----------------------------------------------------------------------------
     check_limits = staticmethod(runpath.check_limits)
@@ -178,7 +176,7 @@ class MetadataStore(SchemaStore):
             status=RunStatus.RUNNING.value, started_at=now, git_sha=git_sha,
             git_dirty=git_dirty, user=_clip(user), hostname=_clip(hostname),
             environment_hash=environment_hash, pid=os.getpid(), heartbeat_at=now)))
-        self._heartbeats[run_id] = Heartbeat(lambda: self._beat(run_id))
+        self._hold_lease(run_id, lambda: self._beat(run_id))
 
     def _beat(self, run_id: str) -> None:
         # Own pooled connection, no retry: a missed beat only shortens the lease.
@@ -188,25 +186,9 @@ class MetadataStore(SchemaStore):
                 .values(heartbeat_at=utcnow()))
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
-        heartbeat = self._heartbeats.pop(run_id, None)
-        if heartbeat is not None:
-            heartbeat.stop()
+        self._release_lease(run_id)
         self._tx(lambda conn: conn.execute(m.runs.update().where(m.runs.c.id == run_id).values(
             status=RunStatus(status).value, finished_at=utcnow(), error=error)))
-
-    # Where run endings wait when the store cannot take them (see outbox.py); the repository
-    # sets it to .collab/outbox, and opening the store delivers what waits there.
-    outbox_dir: Path | None = None
-
-    def defer_finish(self, run_id: str, status: str, error: str | None = None) -> bool:
-        """Keep a run's ending on the local disk to record when the store is back."""
-        from zenml_collab.core.metadata import outbox
-
-        heartbeat = self._heartbeats.pop(run_id, None)
-        if heartbeat is not None:
-            heartbeat.stop()
-        return self.outbox_dir is not None and outbox.defer(self.outbox_dir, run_id, status,
-                                                            error)
 
     def deliver_deferred(self) -> int:
         """Record run endings kept while the store was down (only runs still ``running``)."""
