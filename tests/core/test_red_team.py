@@ -125,16 +125,8 @@ def test_a_committed_config_cannot_snapshot_a_members_private_files(tmp_repo, pr
         "version: 1\nmetadata:\n  kind: sqlite\n  password: TOPSECRET-PW\n")
     subprocess.run(["git", "-C", str(tmp_repo.root), "config", "remote.origin.url",
                     "https://x:TOPSECRET-PW@example.invalid/r.git"], check=True)
-    (tmp_repo.root / "d.csv").write_text("a,b\n1,2\n")
-    from zenml_collab import CSVDatasource, Pipeline
-
-    p = Pipeline("src")
-    p.add(CSVDatasource(name="d", path="d.csv"))
-    p.run()
-    text = (tmp_repo.root / "pipelines" / "src.yaml").read_text()
-    theirs = tmp_repo.root / "pipelines" / "theirs.yaml"
-    theirs.write_text(text.replace("name: src\n", "name: theirs\n").replace(
-        "path: d.csv", f'path: {private}\n    sep: "\\x01"\n    header: null'))
+    theirs = _committed_copy(tmp_repo, "path: d.csv",
+                             f'path: {private}\n    sep: "\\x01"\n    header: null')
     result = tmp_repo.collab("run", str(theirs))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "private" in result.stderr and "Traceback" not in result.stderr
@@ -144,6 +136,13 @@ def test_a_committed_config_cannot_snapshot_a_members_private_files(tmp_repo, pr
 
 def _committed_step_config(tmp_repo, step_path: str) -> Path:
     """What a teammate commits: a pipeline config whose step entry names ``step_path``."""
+    return _committed_copy(tmp_repo, "zenml_collab.core.training.steps:CSVDatasource",
+                           step_path)
+
+
+def _committed_copy(tmp_repo, old: str, new: str) -> Path:
+    """What a teammate commits: this member's recorded CSV pipeline with ``old`` in its
+    config replaced by ``new``, as pipeline ``theirs``."""
     (tmp_repo.root / "d.csv").write_text("a,b\n1,2\n")
     from zenml_collab import CSVDatasource, Pipeline
 
@@ -152,8 +151,7 @@ def _committed_step_config(tmp_repo, step_path: str) -> Path:
     p.run()
     text = (tmp_repo.root / "pipelines" / "src.yaml").read_text()
     theirs = tmp_repo.root / "pipelines" / "theirs.yaml"
-    theirs.write_text(text.replace("name: src\n", "name: theirs\n").replace(
-        "zenml_collab.core.training.steps:CSVDatasource", step_path))
+    theirs.write_text(text.replace("name: src\n", "name: theirs\n").replace(old, new))
     return theirs
 
 

@@ -140,7 +140,8 @@ class LiteStore(RunLeases, LiteReader):
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite may have rolled back already (FULL)
+                    self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
