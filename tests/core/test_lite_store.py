@@ -158,3 +158,26 @@ def test_a_cached_collab_run_on_the_embedded_store_imports_no_sqlalchemy(
     assert done.returncode == 0, done.stderr[-2000:]
     assert "s2: cached (cache hit)" in done.stdout
     assert "SQLALCHEMY False" in done.stdout
+
+
+def test_a_driver_error_while_writing_is_the_full_stores_named_error_and_rolls_back(
+        tmp_repo: TmpRepo) -> None:
+    from zenml_collab.dberrors import DbStoreError
+
+    chain("chain", 2).run(Repository())
+    repo = Repository()
+    store = repo._run_store()
+    assert isinstance(store, LiteStore)
+    # A database that refuses the step runs' insert (as a full disk or a constraint would).
+    store._conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON step_runs "
+                        "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+    with pytest.raises(DbStoreError, match="refused by the test"):
+        chain("chain", 2).run(repo)
+    assert not store._conn.in_transaction
+    # The run is recorded as failed and none of its step runs half-written.
+    run_id, status = store._conn.execute(
+        "SELECT id, status FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+    assert status == "failed"
+    assert store._conn.execute("SELECT count(*) FROM step_runs WHERE run_id = ?",
+                               (run_id,)).fetchone() == (0,)
+    repo.close()
